@@ -412,7 +412,7 @@ int tl_st_parse(const void *buf, size_t len, const char *name, TlSafetensors **o
 int tl_st_open(const char *path, TlSafetensors **out, char *err, size_t errlen) {
     Ctx c = {path, err, errlen};
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block us */
     if (fd < 0) return fail(&c, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
