@@ -5,7 +5,7 @@
  * builder only ever refers to nodes that already exist, so id order is a topological order:
  * `for (int i = 0; i < g->nnodes; i++)` visits every operand before its users.
  *
- * Shapes are lists of dims; a dim (TlDim) is an id in a hash-consed table of integer
+ * Shapes are lists of dims; a dim (TlGDim) is an id in a hash-consed table of integer
  * expressions (constants, named symbols, +, *, floor-division) owned by the graph, kept in
  * a canonical polynomial form, so `B*T*256` built two ways gets one id and shape equality
  * is id equality. Constant dims fold.
@@ -18,7 +18,7 @@
  * the graph (tl_graph_error); passing -1 as an operand returns -1 quietly, so a front end
  * may build a whole expression and check once.
  *
- * Op semantics (x, a, b are operand nodes; "attrs" are TlNode fields):
+ * Op semantics (x, a, b are operand nodes; "attrs" are TlGNode fields):
  *
  *   input    () name                    a named runtime input (in a scan body: the body's
  *                                       positional arguments, in creation order)
@@ -29,6 +29,8 @@
  *                                       (runtime/philox.h defines the stream exactly). key =
  *                                       the i64 scalar operand if present, else attr seed;
  *                                       offset is the counter's upper 64 bits.
+ *   iota     () axis                    out[i0, i1, ...] = i_axis (any dtype): positions, for
+ *                                       masks and one-hots; no gradient
  *   neg exp log sqrt rsqrt tanh erf sin cos abs   (x)  elementwise, float dtypes
  *                                       (neg and abs also on integers)
  *   add sub mul div pow max min   (a, b)  elementwise, a.dtype == b.dtype, same shape.
@@ -82,47 +84,47 @@
 
 /* ---- symbolic dims ---- */
 
-typedef int32_t TlDim;
-typedef enum TlDimKind { TL_DIM_CONST, TL_DIM_SYM, TL_DIM_ADD, TL_DIM_MUL, TL_DIM_DIV } TlDimKind;
-typedef struct TlDimExpr {
-    TlDimKind kind;
+typedef int32_t TlGDim;
+typedef enum TlGDimKind { TL_GDIM_CONST, TL_GDIM_SYM, TL_GDIM_ADD, TL_GDIM_MUL, TL_GDIM_DIV } TlGDimKind;
+typedef struct TlGDimExpr {
+    TlGDimKind kind;
     int64_t value;    /* CONST */
     const char *name; /* SYM */
-    TlDim a, b;       /* ADD, MUL, DIV (floor division) */
-} TlDimExpr;
+    TlGDim a, b;       /* ADD, MUL, DIV (floor division) */
+} TlGDimExpr;
 
-typedef struct TlDimBinding { const char *name; int64_t value; } TlDimBinding;
+typedef struct TlGDimBinding { const char *name; int64_t value; } TlGDimBinding;
 
-typedef struct TlShape { int rank; TlDim dim[TL_MAX_RANK]; } TlShape;
+typedef struct TlGShape { int rank; TlGDim dim[TL_MAX_RANK]; } TlGShape;
 
 /* ---- nodes ---- */
 
-typedef enum TlOp {
-    TL_OP_INPUT, TL_OP_PARAM, TL_OP_CONST, TL_OP_RANDOM,
+typedef enum TlGOp {
+    TL_GOP_INPUT, TL_GOP_PARAM, TL_GOP_CONST, TL_GOP_RANDOM, TL_GOP_IOTA,
     /* unary */
-    TL_OP_NEG, TL_OP_EXP, TL_OP_LOG, TL_OP_SQRT, TL_OP_RSQRT, TL_OP_TANH, TL_OP_ERF,
-    TL_OP_SIN, TL_OP_COS, TL_OP_ABS,
+    TL_GOP_NEG, TL_GOP_EXP, TL_GOP_LOG, TL_GOP_SQRT, TL_GOP_RSQRT, TL_GOP_TANH, TL_GOP_ERF,
+    TL_GOP_SIN, TL_GOP_COS, TL_GOP_ABS,
     /* binary */
-    TL_OP_ADD, TL_OP_SUB, TL_OP_MUL, TL_OP_DIV, TL_OP_POW, TL_OP_MAX, TL_OP_MIN,
+    TL_GOP_ADD, TL_GOP_SUB, TL_GOP_MUL, TL_GOP_DIV, TL_GOP_POW, TL_GOP_MAX, TL_GOP_MIN,
     /* comparisons */
-    TL_OP_EQ, TL_OP_NE, TL_OP_LT, TL_OP_LE, TL_OP_GT, TL_OP_GE,
-    TL_OP_SELECT, TL_OP_CAST,
-    TL_OP_SUM, TL_OP_RMAX,
-    TL_OP_CONTRACT,
-    TL_OP_RESHAPE, TL_OP_PERMUTE, TL_OP_BROADCAST, TL_OP_SLICE, TL_OP_PAD, TL_OP_CONCAT,
-    TL_OP_GATHER, TL_OP_SCATTER_ADD,
-    TL_OP_SCAN, TL_OP_PROJ,
-    TL_OP_COUNT
-} TlOp;
+    TL_GOP_EQ, TL_GOP_NE, TL_GOP_LT, TL_GOP_LE, TL_GOP_GT, TL_GOP_GE,
+    TL_GOP_SELECT, TL_GOP_CAST,
+    TL_GOP_SUM, TL_GOP_RMAX,
+    TL_GOP_CONTRACT,
+    TL_GOP_RESHAPE, TL_GOP_PERMUTE, TL_GOP_BROADCAST, TL_GOP_SLICE, TL_GOP_PAD, TL_GOP_CONCAT,
+    TL_GOP_GATHER, TL_GOP_SCATTER_ADD,
+    TL_GOP_SCAN, TL_GOP_PROJ,
+    TL_GOP_COUNT
+} TlGOp;
 
 typedef enum TlRandomDist { TL_RANDOM_UNIFORM, TL_RANDOM_NORMAL } TlRandomDist;
 
 typedef struct TlGraph TlGraph;
 
-typedef struct TlNode {
-    TlOp op;
+typedef struct TlGNode {
+    TlGOp op;
     TlDType dtype;
-    TlShape shape;
+    TlGShape shape;
     TlLoc loc;
     int nin;
     int *in;               /* operand node ids */
@@ -131,32 +133,32 @@ typedef struct TlNode {
     double fill;           /* const (when data == NULL), pad */
     const double *data;    /* const literal, numel values */
     const char *spec;      /* contract */
-    int axis;              /* concat, gather, scatter_add; proj: result index */
+    int axis;              /* iota, concat, gather, scatter_add; proj: result index */
     int keepdims;          /* sum, rmax */
     uint32_t axes;         /* sum, rmax: bit i set = axis i reduced */
     int perm[TL_MAX_RANK]; /* permute */
-    TlDim lo[TL_MAX_RANK], hi[TL_MAX_RANK]; /* slice: start, stop; pad: lo, hi */
+    TlGDim lo[TL_MAX_RANK], hi[TL_MAX_RANK]; /* slice: start, stop; pad: lo, hi */
     int64_t step[TL_MAX_RANK]; /* slice: step (>= 1); pad: interior (>= 0) */
-    TlDim size;            /* scatter_add: the output's size along axis */
+    TlGDim size;            /* scatter_add: the output's size along axis */
     TlRandomDist dist;     /* random */
     uint64_t seed, offset; /* random */
     TlGraph *body;         /* scan */
     int ncarry, nseq;      /* scan (the rest of the operands are invariants) */
     int reverse;           /* scan */
-} TlNode;
+} TlGNode;
 
-typedef struct TlDims TlDims; /* the dim table; shared by a graph and its scan bodies */
+typedef struct TlGDims TlGDims; /* the dim table; shared by a graph and its scan bodies */
 
 struct TlGraph {
-    TlNode *nodes;
+    TlGNode *nodes;
     int nnodes, cap;
     int *outputs;          /* graph results (in a scan body: new carries, then ys) */
     int noutputs, outcap;
     int *inputs;           /* every input node in creation order (a body's arguments) */
     int ninputs, incap;
-    TlDims *dims;
+    TlGDims *dims;
     TlGraph *parent;       /* a scan body's enclosing graph, else NULL */
-    struct TlArena *arena;
+    struct TlGArena *arena;
     TlGraph **bodies;      /* scan bodies owned by this graph */
     int nbodies, bodycap;
     char err[512];         /* first builder error, "" when none */
@@ -167,18 +169,19 @@ struct TlGraph {
 TlGraph *tl_graph_new(void);
 TlGraph *tl_graph_new_body(TlGraph *parent); /* a scan body: shares the parent's dims */
 void tl_graph_free(TlGraph *g);               /* frees bodies too; not for bodies */
+void tl_graph_free_body(TlGraph *body);       /* frees a body early (scratch graphs) */
 const char *tl_graph_error(const TlGraph *g); /* NULL when no error */
 void tl_graph_add_output(TlGraph *g, int node);
-int tl_graph_find(const TlGraph *g, TlOp op, const char *name); /* input/param by name */
-const char *tl_op_name(TlOp op);
-int tl_op_is_unary(TlOp op);
-int tl_op_is_binary(TlOp op);  /* add .. min */
-int tl_op_is_compare(TlOp op); /* eq .. ge */
-int tl_op_is_elementwise(TlOp op); /* unary, binary, compare, select, cast */
+int tl_graph_find(const TlGraph *g, TlGOp op, const char *name); /* input/param by name */
+const char *tl_gop_name(TlGOp op);
+int tl_gop_is_unary(TlGOp op);
+int tl_gop_is_binary(TlGOp op);  /* add .. min */
+int tl_gop_is_compare(TlGOp op); /* eq .. ge */
+int tl_gop_is_elementwise(TlGOp op); /* unary, binary, compare, select, cast */
 void *tl_graph_alloc(TlGraph *g, size_t n); /* arena memory that lives as long as g */
 /* Append a node built by hand (validated only lightly): for passes that copy nodes. The
  * node's arrays are copied into g's arena. */
-int tl_graph_add_node(TlGraph *g, const TlNode *proto);
+int tl_graph_add_node(TlGraph *g, const TlGNode *proto);
 int *tl_graph_use_counts(const TlGraph *g); /* malloc'd; outputs count as uses */
 
 void tl_graph_print(FILE *f, const TlGraph *g);
@@ -187,50 +190,51 @@ void tl_node_print(FILE *f, const TlGraph *g, int id);
 
 /* ---- dims ---- */
 
-TlDim tl_dim_const(TlGraph *g, int64_t v);
-TlDim tl_dim_sym(TlGraph *g, const char *name);
-TlDim tl_dim_add(TlGraph *g, TlDim a, TlDim b);
-TlDim tl_dim_sub(TlGraph *g, TlDim a, TlDim b);
-TlDim tl_dim_mul(TlGraph *g, TlDim a, TlDim b);
-TlDim tl_dim_div(TlGraph *g, TlDim a, TlDim b); /* floor division */
-const TlDimExpr *tl_dim_expr(const TlGraph *g, TlDim d);
-int tl_dim_is_const(const TlGraph *g, TlDim d, int64_t *v); /* 1 and *v when constant */
+TlGDim tl_gdim_const(TlGraph *g, int64_t v);
+TlGDim tl_gdim_sym(TlGraph *g, const char *name);
+TlGDim tl_gdim_add(TlGraph *g, TlGDim a, TlGDim b);
+TlGDim tl_gdim_sub(TlGraph *g, TlGDim a, TlGDim b);
+TlGDim tl_gdim_mul(TlGraph *g, TlGDim a, TlGDim b);
+TlGDim tl_gdim_div(TlGraph *g, TlGDim a, TlGDim b); /* floor division */
+const TlGDimExpr *tl_gdim_expr(const TlGraph *g, TlGDim d);
+int tl_gdim_is_const(const TlGraph *g, TlGDim d, int64_t *v); /* 1 and *v when constant */
 /* 0 and *out on success; -1 when a symbol is unbound or a division is by zero. */
-int tl_dim_eval(const TlGraph *g, TlDim d, const TlDimBinding *b, int nb, int64_t *out);
-int tl_dim_str(const TlGraph *g, TlDim d, char *buf, int n); /* like snprintf */
+int tl_gdim_eval(const TlGraph *g, TlGDim d, const TlGDimBinding *b, int nb, int64_t *out);
+int tl_gdim_str(const TlGraph *g, TlGDim d, char *buf, int n); /* like snprintf */
 
-TlShape tl_shape_make(TlGraph *g, int rank, const int64_t *dims); /* constant dims */
-TlShape tl_shape_dims(int rank, const TlDim *dims);
-int tl_shape_eq(TlShape a, TlShape b);
-TlDim tl_shape_numel(TlGraph *g, TlShape s);
-int tl_shape_str(const TlGraph *g, TlDType t, TlShape s, char *buf, int n); /* "f32[B, 4]" */
+TlGShape tl_gshape_make(TlGraph *g, int rank, const int64_t *dims); /* constant dims */
+TlGShape tl_gshape_dims(int rank, const TlGDim *dims);
+int tl_gshape_eq(TlGShape a, TlGShape b);
+TlGDim tl_gshape_numel(TlGraph *g, TlGShape s);
+int tl_gshape_str(const TlGraph *g, TlDType t, TlGShape s, char *buf, int n); /* "f32[B, 4]" */
 
 /* ---- builders: each returns the new node id, or -1 (see Errors above) ---- */
 
-int tl_g_input(TlGraph *g, const char *name, TlDType t, TlShape s, TlLoc loc);
-int tl_g_param(TlGraph *g, const char *name, TlDType t, TlShape s, TlLoc loc);
-int tl_g_const(TlGraph *g, double fill, TlDType t, TlShape s, TlLoc loc);
-int tl_g_const_data(TlGraph *g, const double *data, TlDType t, TlShape s, TlLoc loc);
+int tl_g_input(TlGraph *g, const char *name, TlDType t, TlGShape s, TlLoc loc);
+int tl_g_param(TlGraph *g, const char *name, TlDType t, TlGShape s, TlLoc loc);
+int tl_g_const(TlGraph *g, double fill, TlDType t, TlGShape s, TlLoc loc);
+int tl_g_const_data(TlGraph *g, const double *data, TlDType t, TlGShape s, TlLoc loc);
 int tl_g_random(TlGraph *g, TlRandomDist dist, int seed_node, uint64_t seed, uint64_t offset,
-                TlDType t, TlShape s, TlLoc loc); /* seed_node: an i64 scalar or -1 */
-int tl_g_unary(TlGraph *g, TlOp op, int x, TlLoc loc);
-int tl_g_binary(TlGraph *g, TlOp op, int a, int b, TlLoc loc); /* also comparisons */
-int tl_g_broadcast_binary(TlGraph *g, TlOp op, int a, int b, TlLoc loc); /* numpy rules */
+                TlDType t, TlGShape s, TlLoc loc); /* seed_node: an i64 scalar or -1 */
+int tl_g_iota(TlGraph *g, TlDType t, TlGShape s, int axis, TlLoc loc);
+int tl_g_unary(TlGraph *g, TlGOp op, int x, TlLoc loc);
+int tl_g_binary(TlGraph *g, TlGOp op, int a, int b, TlLoc loc); /* also comparisons */
+int tl_g_broadcast_binary(TlGraph *g, TlGOp op, int a, int b, TlLoc loc); /* numpy rules */
 int tl_g_select(TlGraph *g, int c, int a, int b, TlLoc loc);
 int tl_g_cast(TlGraph *g, int x, TlDType t, TlLoc loc);
-int tl_g_reduce(TlGraph *g, TlOp op, int x, uint32_t axes, int keepdims, TlLoc loc);
+int tl_g_reduce(TlGraph *g, TlGOp op, int x, uint32_t axes, int keepdims, TlLoc loc);
 int tl_g_contract(TlGraph *g, const char *spec, int a, int b, TlLoc loc); /* b = -1: unary */
-int tl_g_reshape(TlGraph *g, int x, TlShape s, TlLoc loc);
+int tl_g_reshape(TlGraph *g, int x, TlGShape s, TlLoc loc);
 int tl_g_permute(TlGraph *g, int x, const int *perm, TlLoc loc);
-int tl_g_broadcast(TlGraph *g, int x, TlShape s, TlLoc loc);
-int tl_g_slice(TlGraph *g, int x, const TlDim *start, const TlDim *stop, const int64_t *step,
+int tl_g_broadcast(TlGraph *g, int x, TlGShape s, TlLoc loc);
+int tl_g_slice(TlGraph *g, int x, const TlGDim *start, const TlGDim *stop, const int64_t *step,
                TlLoc loc);
-int tl_g_slice_axis(TlGraph *g, int x, int axis, TlDim start, TlDim stop, int64_t step, TlLoc loc);
-int tl_g_pad(TlGraph *g, int x, const TlDim *lo, const TlDim *hi, const int64_t *interior,
+int tl_g_slice_axis(TlGraph *g, int x, int axis, TlGDim start, TlGDim stop, int64_t step, TlLoc loc);
+int tl_g_pad(TlGraph *g, int x, const TlGDim *lo, const TlGDim *hi, const int64_t *interior,
              double fill, TlLoc loc);
 int tl_g_concat(TlGraph *g, int n, const int *xs, int axis, TlLoc loc);
 int tl_g_gather(TlGraph *g, int table, int idx, int axis, TlLoc loc);
-int tl_g_scatter_add(TlGraph *g, int src, int idx, int axis, TlDim size, TlLoc loc);
+int tl_g_scatter_add(TlGraph *g, int src, int idx, int axis, TlGDim size, TlLoc loc);
 /* Builds the scan node and its proj nodes: results[0..ncarry) are the final carries,
  * results[ncarry..) the stacked per-step outputs (body->noutputs results in all). Returns
  * the scan node id. */
@@ -239,17 +243,17 @@ int tl_g_scan(TlGraph *g, TlGraph *body, int ncarry, const int *carries, int nse
 int tl_g_proj(TlGraph *g, int scan, int index, TlLoc loc);
 
 /* Short forms. */
-#define tl_g_neg(g, x, l) tl_g_unary(g, TL_OP_NEG, x, l)
-#define tl_g_exp(g, x, l) tl_g_unary(g, TL_OP_EXP, x, l)
-#define tl_g_log(g, x, l) tl_g_unary(g, TL_OP_LOG, x, l)
-#define tl_g_sqrt(g, x, l) tl_g_unary(g, TL_OP_SQRT, x, l)
-#define tl_g_rsqrt(g, x, l) tl_g_unary(g, TL_OP_RSQRT, x, l)
-#define tl_g_tanh(g, x, l) tl_g_unary(g, TL_OP_TANH, x, l)
-#define tl_g_add(g, a, b, l) tl_g_binary(g, TL_OP_ADD, a, b, l)
-#define tl_g_sub(g, a, b, l) tl_g_binary(g, TL_OP_SUB, a, b, l)
-#define tl_g_mul(g, a, b, l) tl_g_binary(g, TL_OP_MUL, a, b, l)
-#define tl_g_div(g, a, b, l) tl_g_binary(g, TL_OP_DIV, a, b, l)
-#define tl_g_sum(g, x, axes, kd, l) tl_g_reduce(g, TL_OP_SUM, x, axes, kd, l)
+#define tl_g_neg(g, x, l) tl_g_unary(g, TL_GOP_NEG, x, l)
+#define tl_g_exp(g, x, l) tl_g_unary(g, TL_GOP_EXP, x, l)
+#define tl_g_log(g, x, l) tl_g_unary(g, TL_GOP_LOG, x, l)
+#define tl_g_sqrt(g, x, l) tl_g_unary(g, TL_GOP_SQRT, x, l)
+#define tl_g_rsqrt(g, x, l) tl_g_unary(g, TL_GOP_RSQRT, x, l)
+#define tl_g_tanh(g, x, l) tl_g_unary(g, TL_GOP_TANH, x, l)
+#define tl_g_add(g, a, b, l) tl_g_binary(g, TL_GOP_ADD, a, b, l)
+#define tl_g_sub(g, a, b, l) tl_g_binary(g, TL_GOP_SUB, a, b, l)
+#define tl_g_mul(g, a, b, l) tl_g_binary(g, TL_GOP_MUL, a, b, l)
+#define tl_g_div(g, a, b, l) tl_g_binary(g, TL_GOP_DIV, a, b, l)
+#define tl_g_sum(g, x, axes, kd, l) tl_g_reduce(g, TL_GOP_SUM, x, axes, kd, l)
 
 /* ---- contraction specs ---- */
 

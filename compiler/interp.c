@@ -10,7 +10,7 @@
 
 struct TlInterp {
     const TlGraph *g;
-    TlDimBinding *bind;
+    TlGDimBinding *bind;
     int nbind, bindcap;
     TlTensor *val;     /* one per node */
     TlTensor *given;   /* values set for input/param nodes (data NULL when unset) */
@@ -28,8 +28,8 @@ static int ierr(TlInterp *it, int node, const char *fmt, ...) {
     if (it->err[0]) return -1;
     int n = 0;
     if (node >= 0) {
-        const TlNode *nd = &it->g->nodes[node];
-        n = snprintf(it->err, sizeof it->err, "%%%d (%s%s%s", node, tl_op_name(nd->op),
+        const TlGNode *nd = &it->g->nodes[node];
+        n = snprintf(it->err, sizeof it->err, "%%%d (%s%s%s", node, tl_gop_name(nd->op),
                      nd->name ? " " : "", nd->name ? nd->name : "");
         if (nd->loc.line) n += snprintf(it->err + n, sizeof it->err - (size_t)n, " at %d:%d", nd->loc.line, nd->loc.col);
         n += snprintf(it->err + n, sizeof it->err - (size_t)n, "): ");
@@ -179,7 +179,7 @@ void tl_interp_bind(TlInterp *it, const char *sym, int64_t value) {
         if (strcmp(it->bind[i].name, sym) == 0) { it->bind[i].value = value; return; }
     if (it->nbind == it->bindcap) {
         it->bindcap = it->bindcap ? it->bindcap * 2 : 8;
-        it->bind = realloc(it->bind, sizeof(TlDimBinding) * (size_t)it->bindcap);
+        it->bind = realloc(it->bind, sizeof(TlGDimBinding) * (size_t)it->bindcap);
         if (!it->bind) abort();
     }
     size_t n = strlen(sym) + 1;
@@ -191,8 +191,8 @@ void tl_interp_bind(TlInterp *it, const char *sym, int64_t value) {
 
 static int settable(TlInterp *it, int node) {
     if (node < 0 || node >= it->g->nnodes) return ierr(it, -1, "no node %d", node);
-    TlOp op = it->g->nodes[node].op;
-    if (op != TL_OP_INPUT && op != TL_OP_PARAM) return ierr(it, node, "only inputs and params can be set");
+    TlGOp op = it->g->nodes[node].op;
+    if (op != TL_GOP_INPUT && op != TL_GOP_PARAM) return ierr(it, node, "only inputs and params can be set");
     return 0;
 }
 
@@ -206,8 +206,8 @@ int tl_interp_set(TlInterp *it, int node, const double *values, int64_t n) {
 }
 
 int tl_interp_set_named(TlInterp *it, const char *name, const double *values, int64_t n) {
-    int id = tl_graph_find(it->g, TL_OP_INPUT, name);
-    if (id < 0) id = tl_graph_find(it->g, TL_OP_PARAM, name);
+    int id = tl_graph_find(it->g, TL_GOP_INPUT, name);
+    if (id < 0) id = tl_graph_find(it->g, TL_GOP_PARAM, name);
     if (id < 0) return ierr(it, -1, "no input or param named '%s'", name);
     return tl_interp_set(it, id, values, n);
 }
@@ -235,10 +235,10 @@ const TlTensor *tl_interp_output(const TlInterp *it, int k) {
 
 /* ---- evaluation, one function per op family ---- */
 
-static int eval_dim(TlInterp *it, int node, TlDim d, int64_t *v) {
-    if (tl_dim_eval(it->g, d, it->bind, it->nbind, v)) {
+static int eval_dim(TlInterp *it, int node, TlGDim d, int64_t *v) {
+    if (tl_gdim_eval(it->g, d, it->bind, it->nbind, v)) {
         char buf[128];
-        tl_dim_str(it->g, d, buf, sizeof buf);
+        tl_gdim_str(it->g, d, buf, sizeof buf);
         return ierr(it, node, "cannot evaluate dim %s (unbound symbol?)", buf);
     }
     if (*v < 0) return ierr(it, node, "negative dim %lld", (long long)*v);
@@ -246,7 +246,7 @@ static int eval_dim(TlInterp *it, int node, TlDim d, int64_t *v) {
 }
 
 static int alloc_result(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
+    const TlGNode *n = &it->g->nodes[id];
     int64_t dim[TL_MAX_RANK];
     for (int i = 0; i < n->shape.rank; i++)
         if (eval_dim(it, id, n->shape.dim[i], &dim[i])) return -1;
@@ -254,87 +254,87 @@ static int alloc_result(TlInterp *it, int id) {
     return 0;
 }
 
-static double unary_f(TlOp op, double x) {
+static double unary_f(TlGOp op, double x) {
     switch (op) {
-    case TL_OP_NEG: return -x;
-    case TL_OP_EXP: return exp(x);
-    case TL_OP_LOG: return log(x);
-    case TL_OP_SQRT: return sqrt(x);
-    case TL_OP_RSQRT: return 1.0 / sqrt(x);
-    case TL_OP_TANH: return tanh(x);
-    case TL_OP_ERF: return erf(x);
-    case TL_OP_SIN: return sin(x);
-    case TL_OP_COS: return cos(x);
-    case TL_OP_ABS: return fabs(x);
+    case TL_GOP_NEG: return -x;
+    case TL_GOP_EXP: return exp(x);
+    case TL_GOP_LOG: return log(x);
+    case TL_GOP_SQRT: return sqrt(x);
+    case TL_GOP_RSQRT: return 1.0 / sqrt(x);
+    case TL_GOP_TANH: return tanh(x);
+    case TL_GOP_ERF: return erf(x);
+    case TL_GOP_SIN: return sin(x);
+    case TL_GOP_COS: return cos(x);
+    case TL_GOP_ABS: return fabs(x);
     default: return NAN;
     }
 }
 
-static double binary_f(TlOp op, double a, double b) {
+static double binary_f(TlGOp op, double a, double b) {
     switch (op) {
-    case TL_OP_ADD: return a + b;
-    case TL_OP_SUB: return a - b;
-    case TL_OP_MUL: return a * b;
-    case TL_OP_DIV: return a / b;
-    case TL_OP_POW: return pow(a, b);
-    case TL_OP_MAX: return isnan(a) || a >= b ? a : b; /* NaN propagates from a */
-    case TL_OP_MIN: return isnan(a) || a <= b ? a : b;
+    case TL_GOP_ADD: return a + b;
+    case TL_GOP_SUB: return a - b;
+    case TL_GOP_MUL: return a * b;
+    case TL_GOP_DIV: return a / b;
+    case TL_GOP_POW: return pow(a, b);
+    case TL_GOP_MAX: return isnan(a) || a >= b ? a : b; /* NaN propagates from a */
+    case TL_GOP_MIN: return isnan(a) || a <= b ? a : b;
     default: return NAN;
     }
 }
 
-static int binary_i(TlOp op, int64_t a, int64_t b, int64_t *r) {
+static int binary_i(TlGOp op, int64_t a, int64_t b, int64_t *r) {
     switch (op) {
-    case TL_OP_ADD: *r = (int64_t)((uint64_t)a + (uint64_t)b); return 0;
-    case TL_OP_SUB: *r = (int64_t)((uint64_t)a - (uint64_t)b); return 0;
-    case TL_OP_MUL: *r = (int64_t)((uint64_t)a * (uint64_t)b); return 0;
-    case TL_OP_DIV: if (b == 0) return -1; *r = a / b; return 0;
-    case TL_OP_MAX: *r = a > b ? a : b; return 0;
-    case TL_OP_MIN: *r = a < b ? a : b; return 0;
+    case TL_GOP_ADD: *r = (int64_t)((uint64_t)a + (uint64_t)b); return 0;
+    case TL_GOP_SUB: *r = (int64_t)((uint64_t)a - (uint64_t)b); return 0;
+    case TL_GOP_MUL: *r = (int64_t)((uint64_t)a * (uint64_t)b); return 0;
+    case TL_GOP_DIV: if (b == 0) return -1; *r = a / b; return 0;
+    case TL_GOP_MAX: *r = a > b ? a : b; return 0;
+    case TL_GOP_MIN: *r = a < b ? a : b; return 0;
     default: return -1;
     }
 }
 
-static int compare(TlOp op, double a, double b) {
+static int compare(TlGOp op, double a, double b) {
     switch (op) {
-    case TL_OP_EQ: return a == b;
-    case TL_OP_NE: return a != b;
-    case TL_OP_LT: return a < b;
-    case TL_OP_LE: return a <= b;
-    case TL_OP_GT: return a > b;
-    case TL_OP_GE: return a >= b;
+    case TL_GOP_EQ: return a == b;
+    case TL_GOP_NE: return a != b;
+    case TL_GOP_LT: return a < b;
+    case TL_GOP_LE: return a <= b;
+    case TL_GOP_GT: return a > b;
+    case TL_GOP_GE: return a >= b;
     default: return 0;
     }
 }
 
 static int eval_elementwise(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
+    const TlGNode *n = &it->g->nodes[id];
     TlTensor *out = &it->val[id];
     const TlTensor *a = &it->val[n->in[0]];
     const TlTensor *b = n->nin > 1 ? &it->val[n->in[1]] : NULL;
     int isint = tl_dtype_is_int(a->dtype) || a->dtype == TL_BOOL;
     for (int64_t i = 0; i < out->numel; i++) {
-        if (tl_op_is_unary(n->op)) {
-            if (isint) seti(out, i, n->op == TL_OP_NEG ? -geti(a, i) : llabs(geti(a, i)));
+        if (tl_gop_is_unary(n->op)) {
+            if (isint) seti(out, i, n->op == TL_GOP_NEG ? -geti(a, i) : llabs(geti(a, i)));
             else setf(out, i, unary_f(n->op, tl_tensor_get(a, i)));
-        } else if (tl_op_is_binary(n->op)) {
+        } else if (tl_gop_is_binary(n->op)) {
             int64_t r;
             if (!isint) setf(out, i, binary_f(n->op, tl_tensor_get(a, i), tl_tensor_get(b, i)));
             else if (binary_i(n->op, geti(a, i), geti(b, i), &r)) return ierr(it, id, "integer division by zero");
             else seti(out, i, r);
-        } else if (tl_op_is_compare(n->op)) {
+        } else if (tl_gop_is_compare(n->op)) {
             if (isint) {
                 int64_t x = geti(a, i), y = geti(b, i);
                 seti(out, i, compare(n->op, x < y ? -1 : x > y, 0));
             } else {
                 seti(out, i, compare(n->op, tl_tensor_get(a, i), tl_tensor_get(b, i)));
             }
-        } else if (n->op == TL_OP_SELECT) {
+        } else if (n->op == TL_GOP_SELECT) {
             const TlTensor *x = &it->val[n->in[1]], *y = &it->val[n->in[2]];
             const TlTensor *src = geti(a, i) ? x : y;
             if (tl_dtype_is_float(out->dtype)) setf(out, i, tl_tensor_get(src, i));
             else seti(out, i, geti(src, i));
-        } else if (n->op == TL_OP_CAST) {
+        } else if (n->op == TL_GOP_CAST) {
             if (isint) seti(out, i, geti(a, i));
             else if (out->dtype == TL_BOOL) seti(out, i, tl_tensor_get(a, i) != 0);
             else if (tl_dtype_is_int(out->dtype)) seti(out, i, (int64_t)trunc(tl_tensor_get(a, i)));
@@ -345,14 +345,14 @@ static int eval_elementwise(TlInterp *it, int id) {
 }
 
 static int eval_reduce(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
+    const TlGNode *n = &it->g->nodes[id];
     TlTensor *out = &it->val[id];
     const TlTensor *x = &it->val[n->in[0]];
     int isint = tl_dtype_is_int(x->dtype);
     double *acc = xcalloc((size_t)out->numel, sizeof(double));
     int64_t *iacc = xcalloc((size_t)out->numel, sizeof(int64_t));
     for (int64_t o = 0; o < out->numel; o++)
-        acc[o] = n->op == TL_OP_SUM ? 0 : -INFINITY, iacc[o] = n->op == TL_OP_SUM ? 0 : INT64_MIN;
+        acc[o] = n->op == TL_GOP_SUM ? 0 : -INFINITY, iacc[o] = n->op == TL_GOP_SUM ? 0 : INT64_MIN;
     /* the output index of an input element: its index with the reduced axes dropped */
     int64_t idx[TL_MAX_RANK], odim[TL_MAX_RANK], oidx[TL_MAX_RANK];
     int orank = 0;
@@ -364,7 +364,7 @@ static int eval_reduce(TlInterp *it, int id) {
         for (int k = 0; k < x->rank; k++)
             if (!(n->axes >> k & 1)) oidx[r++] = idx[k];
         int64_t o = ravel(orank, odim, oidx); /* keepdims does not change the offset */
-        if (n->op == TL_OP_SUM) acc[o] += tl_tensor_get(x, i), iacc[o] += geti(x, i);
+        if (n->op == TL_GOP_SUM) acc[o] += tl_tensor_get(x, i), iacc[o] += geti(x, i);
         else {
             double v = tl_tensor_get(x, i);
             if (v > acc[o] || isnan(v)) acc[o] = v;
@@ -379,7 +379,7 @@ static int eval_reduce(TlInterp *it, int id) {
 
 /* out[o..] = sum over the summed letters of a[..] * b[..]: one loop over every letter. */
 static int eval_contract(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
+    const TlGNode *n = &it->g->nodes[id];
     TlTensor *out = &it->val[id];
     TlContractSpec cs;
     tl_contract_parse(n->spec, &cs, NULL, 0);
@@ -426,15 +426,15 @@ static void copy_elem(TlTensor *dst, int64_t i, const TlTensor *src, int64_t j) 
 
 /* reshape, permute, broadcast, slice: each output element reads one input element. */
 static int eval_movement(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
+    const TlGNode *n = &it->g->nodes[id];
     TlTensor *out = &it->val[id];
     const TlTensor *x = &it->val[n->in[0]];
     int64_t oi[TL_MAX_RANK], xi[TL_MAX_RANK], start[TL_MAX_RANK];
-    if (n->op == TL_OP_RESHAPE) {
+    if (n->op == TL_GOP_RESHAPE) {
         memcpy(out->data, x->data, (size_t)x->numel * tl_interp_storage_size(x->dtype));
         return 0;
     }
-    if (n->op == TL_OP_SLICE)
+    if (n->op == TL_GOP_SLICE)
         for (int k = 0; k < x->rank; k++) {
             int64_t stop;
             if (eval_dim(it, id, n->lo[k], &start[k]) || eval_dim(it, id, n->hi[k], &stop)) return -1;
@@ -443,8 +443,8 @@ static int eval_movement(TlInterp *it, int id) {
     for (int64_t i = 0; i < out->numel; i++) {
         unravel(i, out->rank, out->dim, oi);
         for (int k = 0; k < x->rank; k++) {
-            if (n->op == TL_OP_PERMUTE) xi[n->perm[k]] = oi[k];
-            else if (n->op == TL_OP_BROADCAST) xi[k] = x->dim[k] == 1 ? 0 : oi[out->rank - x->rank + k];
+            if (n->op == TL_GOP_PERMUTE) xi[n->perm[k]] = oi[k];
+            else if (n->op == TL_GOP_BROADCAST) xi[k] = x->dim[k] == 1 ? 0 : oi[out->rank - x->rank + k];
             else xi[k] = start[k] + oi[k] * n->step[k]; /* slice */
         }
         copy_elem(out, i, x, ravel(x->rank, x->dim, xi));
@@ -453,7 +453,7 @@ static int eval_movement(TlInterp *it, int id) {
 }
 
 static int eval_pad(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
+    const TlGNode *n = &it->g->nodes[id];
     TlTensor *out = &it->val[id];
     const TlTensor *x = &it->val[n->in[0]];
     int64_t lo[TL_MAX_RANK], xi[TL_MAX_RANK], oi[TL_MAX_RANK];
@@ -469,7 +469,7 @@ static int eval_pad(TlInterp *it, int id) {
 }
 
 static int eval_concat(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
+    const TlGNode *n = &it->g->nodes[id];
     TlTensor *out = &it->val[id];
     int64_t xi[TL_MAX_RANK], base = 0;
     for (int k = 0; k < n->nin; k++) {
@@ -486,12 +486,12 @@ static int eval_concat(TlInterp *it, int id) {
 
 /* gather: out[p, j.., s] = table[p, idx[j..], s].  scatter_add: out[p, idx[j..], s] += src[p, j.., s]. */
 static int eval_gather_scatter(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
+    const TlGNode *n = &it->g->nodes[id];
     TlTensor *out = &it->val[id];
     const TlTensor *x = &it->val[n->in[0]], *ix = &it->val[n->in[1]];
     int ax = n->axis, ir = ix->rank;
     int64_t a[TL_MAX_RANK], b[TL_MAX_RANK];
-    int gather = n->op == TL_OP_GATHER;
+    int gather = n->op == TL_GOP_GATHER;
     const TlTensor *big = gather ? out : x;   /* indexed by (p, j.., s) */
     const TlTensor *small = gather ? x : out; /* indexed by (p, idx, s) */
     double *acc = gather ? NULL : xcalloc((size_t)out->numel, sizeof(double));
@@ -515,7 +515,7 @@ static int eval_gather_scatter(TlInterp *it, int id) {
 }
 
 static int eval_random(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
+    const TlGNode *n = &it->g->nodes[id];
     TlTensor *out = &it->val[id];
     uint64_t seed = n->nin ? (uint64_t)geti(&it->val[n->in[0]], 0) : n->seed;
     for (int64_t i = 0; i < out->numel; i++)
@@ -529,7 +529,7 @@ static int run_graph(TlInterp *it);
 /* scan: run the body once per step with a sub-interpreter; carries flow between steps,
  * sequence inputs are sliced along axis 0, per-step outputs are stacked along axis 0. */
 static int eval_scan(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
+    const TlGNode *n = &it->g->nodes[id];
     const TlGraph *body = n->body;
     int nc = n->ncarry, nseq = n->nseq, nout = body->noutputs;
     int64_t T = it->val[n->in[nc]].dim[0];
@@ -576,7 +576,7 @@ static int eval_scan(TlInterp *it, int id) {
 }
 
 static int eval_proj(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
+    const TlGNode *n = &it->g->nodes[id];
     const TlTensor *r = &it->scan_results[n->in[0]][n->axis];
     TlTensor *out = &it->val[id];
     if (!r->data) return 0; /* zero steps: the stacked output stays empty (all zero) */
@@ -586,13 +586,13 @@ static int eval_proj(TlInterp *it, int id) {
 }
 
 static int eval_node(TlInterp *it, int id) {
-    const TlNode *n = &it->g->nodes[id];
-    if (n->op == TL_OP_SCAN) return eval_scan(it, id);
+    const TlGNode *n = &it->g->nodes[id];
+    if (n->op == TL_GOP_SCAN) return eval_scan(it, id);
     if (alloc_result(it, id)) return -1;
     TlTensor *out = &it->val[id];
     switch (n->op) {
-    case TL_OP_INPUT:
-    case TL_OP_PARAM: {
+    case TL_GOP_INPUT:
+    case TL_GOP_PARAM: {
         const TlTensor *gv = &it->given[id];
         if (!gv->data) return ierr(it, id, "no value was set");
         if (gv->numel != out->numel)
@@ -600,24 +600,32 @@ static int eval_node(TlInterp *it, int id) {
         memcpy(out->data, gv->data, (size_t)out->numel * tl_interp_storage_size(out->dtype));
         return 0;
     }
-    case TL_OP_CONST:
+    case TL_GOP_CONST:
         for (int64_t i = 0; i < out->numel; i++) setf(out, i, n->data ? n->data[i] : n->fill);
         return 0;
-    case TL_OP_RANDOM: return eval_random(it, id);
-    case TL_OP_SUM:
-    case TL_OP_RMAX: return eval_reduce(it, id);
-    case TL_OP_CONTRACT: return eval_contract(it, id);
-    case TL_OP_RESHAPE:
-    case TL_OP_PERMUTE:
-    case TL_OP_BROADCAST:
-    case TL_OP_SLICE: return eval_movement(it, id);
-    case TL_OP_PAD: return eval_pad(it, id);
-    case TL_OP_CONCAT: return eval_concat(it, id);
-    case TL_OP_GATHER:
-    case TL_OP_SCATTER_ADD: return eval_gather_scatter(it, id);
-    case TL_OP_PROJ: return eval_proj(it, id);
+    case TL_GOP_RANDOM: return eval_random(it, id);
+    case TL_GOP_IOTA: {
+        int64_t idx[TL_MAX_RANK];
+        for (int64_t i = 0; i < out->numel; i++) {
+            unravel(i, out->rank, out->dim, idx);
+            seti(out, i, idx[n->axis]);
+        }
+        return 0;
+    }
+    case TL_GOP_SUM:
+    case TL_GOP_RMAX: return eval_reduce(it, id);
+    case TL_GOP_CONTRACT: return eval_contract(it, id);
+    case TL_GOP_RESHAPE:
+    case TL_GOP_PERMUTE:
+    case TL_GOP_BROADCAST:
+    case TL_GOP_SLICE: return eval_movement(it, id);
+    case TL_GOP_PAD: return eval_pad(it, id);
+    case TL_GOP_CONCAT: return eval_concat(it, id);
+    case TL_GOP_GATHER:
+    case TL_GOP_SCATTER_ADD: return eval_gather_scatter(it, id);
+    case TL_GOP_PROJ: return eval_proj(it, id);
     default:
-        if (tl_op_is_elementwise(n->op)) return eval_elementwise(it, id);
+        if (tl_gop_is_elementwise(n->op)) return eval_elementwise(it, id);
         return ierr(it, id, "the interpreter does not know this op");
     }
 }
