@@ -8,7 +8,7 @@ BUILD  ?= build
 OPT    ?= -O2
 CFLAGS := -std=c11 -g $(OPT) -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP \
           -Idsl -Icompiler -Iruntime -Itargets -I$(BUILD)/gen $(EXTRA_CFLAGS)
-LDLIBS := -lcjson -lm -lpthread $(EXTRA_LDLIBS)
+LDLIBS := -lcjson -lpcre2-8 -lutf8proc -lm -lpthread $(EXTRA_LDLIBS)
 
 RE2C   ?= re2c
 BISON  ?= bison
@@ -82,5 +82,34 @@ demo: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- fuzzing (tests/fuzz/suite.sh): libFuzzer over the front end --------------------
+# Everything is rebuilt with clang and sanitizers into $(BUILD)/fuzz/obj. Sema is fuzzed
+# too once compiler/sema.c exists (FUZZ_SEMA=0 forces lex + parse only).
+FUZZ_CC   ?= clang-19
+FUZZ_DIR  := $(BUILD)/fuzz
+FUZZ_SEMA ?= $(if $(wildcard compiler/sema.c),1,0)
+FUZZ_CFLAGS := -std=c11 -g -O1 -D_GNU_SOURCE -Idsl -Icompiler -Iruntime -Itargets -I$(BUILD)/gen \
+          -DTL_FUZZ_SEMA=$(FUZZ_SEMA) -DTL_FUZZ_STDLIB='"$(CURDIR)/stdlib"' \
+          -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+# only the front end: lex, parse and sema (the back ends are tested differentially)
+FUZZ_SRC  := $(wildcard dsl/*.c) compiler/arena.c compiler/dtype.c \
+             $(if $(filter 1,$(FUZZ_SEMA)),compiler/dims.c compiler/types.c $(wildcard compiler/sema*.c))
+FUZZ_OBJ  := $(FUZZ_SRC:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/lexer.o \
+             $(FUZZ_DIR)/obj/gen/parser.o
+
+fuzz: $(FUZZ_DIR)/fuzz_frontend
+
+$(FUZZ_DIR)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wno-unused-function -c -o $@ $<
+
+$(FUZZ_DIR)/obj/%.o: %.c $(GEN_PARSER_H)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(FUZZ_OBJ) $(GEN_PARSER_H)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ tests/fuzz/fuzz_frontend.c $(FUZZ_OBJ) \
+	    $(if $(filter 1,$(FUZZ_SEMA)),$(LDLIBS),-lm)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

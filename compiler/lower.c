@@ -1359,7 +1359,7 @@ static void setup_module(Lower *L, Module *M) {
     }
 }
 
-static Lower *lower_new(TlProgram *prog) {
+Lower *lower_new(TlProgram *prog) {
     Lower *L = calloc(1, sizeof *L);
     L->prog = prog;
     L->arena = tl_arena_new();
@@ -1383,11 +1383,11 @@ static Lower *lower_new(TlProgram *prog) {
 
 static Value *arg_value(Lower *L, const TlLowerArg *a, int index) {
     switch (a->kind) {
-    case TL_ARG_INT:
+    case TL_LARG_INT:
         return lv_int_c(L, a->ival);
-    case TL_ARG_FLOAT:
+    case TL_LARG_FLOAT:
         return lv_float(L, a->fval);
-    case TL_ARG_TENSOR: {
+    case TL_LARG_TENSOR: {
         TlGDim dims[TL_MAX_RANK];
         for (int i = 0; i < a->rank; i++) dims[i] = a->sym[i] ? tl_gdim_sym(L->g, a->sym[i]) : tl_gdim_const(L->g, a->dim[i]);
         const char *name = a->name ? tl_arena_strdup(L->arena, a->name) : tl_arena_printf(L->arena, "arg%d", index);
@@ -1518,7 +1518,7 @@ int tl_lower_parse_args(const char *text, TlLowerArg *args, int max, char *err, 
             char *end;
             long long iv = strtoll(p, &end, 10);
             if (end != p && (*end == 0 || *end == ' ' || *end == ',')) {
-                a->kind = TL_ARG_INT;
+                a->kind = TL_LARG_INT;
                 a->ival = iv;
             } else {
                 double fv = strtod(p, &end);
@@ -1526,7 +1526,7 @@ int tl_lower_parse_args(const char *text, TlLowerArg *args, int max, char *err, 
                     snprintf(err, (size_t)errlen, "'%s': expected a number", a->name);
                     return -1;
                 }
-                a->kind = TL_ARG_FLOAT;
+                a->kind = TL_LARG_FLOAT;
                 a->fval = fv;
             }
             p = end;
@@ -1538,7 +1538,7 @@ int tl_lower_parse_args(const char *text, TlLowerArg *args, int max, char *err, 
         while (*p && *p != '[' && *p != ' ') p++;
         char dt[16];
         snprintf(dt, sizeof dt, "%.*s", (int)(p - d), d);
-        a->kind = TL_ARG_TENSOR;
+        a->kind = TL_LARG_TENSOR;
         a->dtype = tl_dtype_from_name(dt);
         if (!a->dtype) {
             snprintf(err, (size_t)errlen, "'%s': unknown dtype '%s'", a->name, dt);

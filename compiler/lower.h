@@ -17,7 +17,7 @@
  * sym is NULL, else the named symbol), or a compile-time number. */
 typedef struct TlLowerArg {
     const char *name;    /* NULL: positional */
-    enum { TL_ARG_TENSOR, TL_ARG_INT, TL_ARG_FLOAT } kind;
+    enum { TL_LARG_TENSOR, TL_LARG_INT, TL_LARG_FLOAT } kind;
     TlDType dtype;
     int rank;
     int64_t dim[TL_MAX_RANK];

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "lower_internal.h"
 
 static const char *const builtin_names[] = {
@@ -478,5 +479,23 @@ Value *lower_builtin(Lower *L, const char *name, Value **args, int nargs, const 
         !strcmp(name, "kaiming_uniform"))
         return lower_error(L, loc, "%s() is an initializer: use it as `name: param T = %s(...)`", name, name);
     if (!strcmp(name, "grad")) return lower_error(L, loc, "grad() belongs in a train block or host code");
+    if (!strcmp(name, "arg")) {
+        /* arg(name, default): the value of the flag --name */
+        if (want_args(L, name, nargs, 2, 2, loc) < 0) return NULL;
+        if (args[0]->kind != V_STR) return lower_error(L, loc, "arg(): the name must be a string");
+        if (!L->args) return args[1];
+        const char *flag = args[0]->s;
+        switch (args[1]->kind) {
+        case V_INT: return lv_int_c(L, tl_args_int(L->args, flag));
+        case V_FLOAT: return lv_float(L, tl_args_float(L->args, flag));
+        case V_BOOL: return lv_bool(L, tl_args_bool(L->args, flag));
+        case V_STR: {
+            Value *v = lv_new(L, V_STR);
+            v->s = tl_arena_strdup(L->arena, tl_args_string(L->args, flag));
+            return v;
+        }
+        default: return lower_error(L, loc, "arg(): the default must be a number, a bool or a string");
+        }
+    }
     return lower_error(L, loc, "%s() is host code and cannot be used in tensor code", name);
 }

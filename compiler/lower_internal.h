@@ -102,10 +102,12 @@ struct Lower {
     uint64_t random_ops;     /* counter offsets of random ops */
     int seed_input;          /* the "__seed" input node, or -1 */
     int failed;
+    struct TlArgs *args;     /* parsed flags: arg(name, default) gives their values */
 };
 
 
 /* lower.c */
+Lower *lower_new(TlProgram *prog); /* free with tl_arena_free(L->arena), free(L) */
 Value *lv_new(Lower *L, ValueKind k);
 Value *lv_int(Lower *L, TlGDim d);
 Value *lv_int_c(Lower *L, int64_t v);

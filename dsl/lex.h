@@ -34,6 +34,8 @@ typedef struct TlTok {
     TlLoc loc;
     int nl_before; /* a newline inside ( ) or [ ] was skipped right before this token */
     TlLoc nl_loc;  /* where that newline was */
+    int open;      /* innermost open bracket before this token ('(' '[' '{' or 0) */
+    TlLoc open_loc;
 } TlTok;
 
 typedef struct TlLexer {
@@ -42,16 +44,20 @@ typedef struct TlLexer {
     const unsigned char *text, *cur, *end; /* text[len] == 0 (sentinel) */
     /* open brackets: '(' '[' '{' ; a newline matters when the innermost is '{' or none */
     char stack[TL_MAX_NESTING];
+    TlLoc stack_loc[TL_MAX_NESTING];
     int depth;
     int fatal;        /* nesting limit hit: the lexer returns end of file from now on */
     int prev;         /* kind of the last token handed to the parser (0 at start) */
     int prev_can_end; /* it could end a statement */
     int have_peek;
     TlTok peek;       /* one token of lookahead (already lexed, not yet returned) */
+    int error_line;   /* the lexer reported an error on this line: the parser stays quiet */
     int replay;       /* error recovery: return TERM, then `saved` (see parser.y) */
     TlTok saved;
-    int last_nl_before;   /* nl_before/nl_loc of the token last handed to the parser */
-    TlLoc last_nl_loc;
+    int replay_line;  /* never replay twice for one line (no loops) */
+    int replayed;     /* `saved` has been handed back to the parser */
+    TlTok last;           /* the token last handed to the parser (the lookahead on errors) */
+    int before_can_end;   /* the token before `last` could end a statement */
     char *buf;        /* scratch for decoding strings */
     size_t buflen, bufcap;
 } TlLexer;
@@ -64,6 +70,9 @@ int tl_lex(TlLexer *L, TlTokVal *val, TlLoc *loc);
  * ends the broken statement and recovery resumes on the following line. */
 void tl_lex_recover(TlLexer *L);
 /* Describes a token for messages: "identifier 'x'", "')'", "end of line". */
-const char *tl_lex_describe(TlLexer *L, int kind, const TlTokVal *val, char *buf, size_t n);
+const char *tl_lex_describe(const TlTok *t, char *buf, size_t n);
+
+/* parser.y: parses the file into ast->root (a TL_N_PROGRAM). */
+void tl_parse_run(TlAst *ast, int file);
 
 #endif

@@ -104,7 +104,7 @@ static void run_case(const Case *c) {
         if (!t) break;
         TlLowerArg *a = &args[nargs++];
         memset(a, 0, sizeof *a);
-        a->kind = TL_ARG_TENSOR;
+        a->kind = TL_LARG_TENSOR;
         a->name = c->args[i];
         a->dtype = dtype_of(t->dtype);
         a->rank = t->rank;

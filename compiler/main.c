@@ -1,0 +1,381 @@
+/* main.c — tlc, the command-line driver (docs/cli.md).
+ *
+ *   tlc check FILE...           parse and check
+ *   tlc --emit=ast FILE         print a stage's output (more stages as they land)
+ *   tlc build|run|kernels|tune|tokenizer ...   (planned)
+ *
+ * Structure: the command line is parsed into a TlcOptions, then one command function runs.
+ * A new command is a row in `commands` and a function; a new --emit stage is a case in
+ * emit_stage(). Exit statuses: 0 ok, 1 errors in the input, 2 usage error, 3 internal error.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "ast.h"
+#include "diag.h"
+#include "sema.h"
+#include "source.h"
+
+#define TL_VERSION "0.1.0"
+#define TL_LLVM_VERSION "19"
+
+enum { EXIT_OK = 0, EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+
+typedef enum Emit {
+    EMIT_NONE, EMIT_AST, EMIT_GRAPH, EMIT_FUSED, EMIT_LOOPS, EMIT_LLVM, EMIT_ASM, EMIT_PTX,
+    EMIT_SCHEDULE,
+} Emit;
+
+static const char *emit_names[] = {"", "ast", "graph", "fused", "loops", "llvm", "asm", "ptx",
+                                   "schedule"};
+
+typedef struct TlcOptions {
+    const char *command;  /* "check", ..., or "emit" for a bare --emit */
+    const char **files;
+    int nfiles;
+    const char **rest;    /* after `--`: the program's own arguments (tlc run) */
+    int nrest;
+    Emit emit;
+    int dot;
+    const char *target;   /* cpu | cuda */
+    const char *cpu;
+    const char *gpu_arch;
+    const char *output;   /* -o */
+    int interp;
+    int parse_only;
+    TlSemaOptions sema;
+} TlcOptions;
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tlc: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n", stderr);
+    exit(EXIT_USAGE);
+}
+
+/* ---- help ---- */
+
+static void print_help(FILE *out) {
+    fputs(
+        "usage: tlc <command> [options] FILE...\n"
+        "       tlc --emit=STAGE [options] FILE\n"
+        "\n"
+        "commands:\n"
+        "  check FILE...              parse and check files (names, types, shapes)\n"
+        "  build FILE -o EXE          compile to an executable (planned)\n"
+        "  run FILE [-- ARGS...]      compile and run through the JIT (planned)\n"
+        "  kernels FILE               list the generated kernels with their schedules (planned)\n"
+        "  tune FILE                  search kernel schedules and cache the best (planned)\n"
+        "  tokenizer train|encode|decode ...  train or apply a tokenizer (planned)\n"
+        "\n"
+        "options:\n"
+        "  --emit=STAGE               print a stage's output to stdout, STAGE one of:\n"
+        "                               ast       the syntax tree (typed after checking)\n"
+        "                               graph     Graph IR (planned)\n"
+        "                               fused     Graph IR partitioned into kernels (planned)\n"
+        "                               loops     Loop IR (planned)\n"
+        "                               llvm      LLVM IR (planned)\n"
+        "                               asm       machine assembly (planned)\n"
+        "                               ptx       NVPTX assembly (planned)\n"
+        "                               schedule  the kernels' schedules (planned)\n"
+        "  --dot                      with --emit=graph|fused: Graphviz output (planned)\n"
+        "  --parse-only               stop after parsing (check syntax only)\n"
+        "  --target=cpu|cuda          code generation target, default cpu (planned)\n"
+        "  --cpu=NAME                 CPU to tune code for, default the host (planned)\n"
+        "  --gpu-arch=SM              GPU architecture, e.g. sm_90 (planned)\n"
+        "  -o FILE                    output file (build)\n"
+        "  --interp                   run through the reference interpreter (planned)\n"
+        "  --stdlib DIR               where `import nn` looks (default $TL_STDLIB, else\n"
+        "                             the stdlib/ next to tlc)\n"
+        "  -Werror                    treat warnings as errors\n"
+        "  -Wno-unused                do not warn about unused names\n"
+        "  --max-errors N             stop after N errors (default 50; 0: no limit)\n"
+        "  --version                  print the version\n"
+        "  -h, --help                 print this help\n"
+        "\n"
+        "exit status: 0 ok, 1 errors in the input, 2 usage error, 3 internal error\n",
+        out);
+}
+
+/* ---- files ---- */
+
+/* Parses FILE on its own (no imports, no checking). Returns its AST or NULL. */
+static TlAst *parse_file(const char *path) {
+    char err[512];
+    int file = tl_source_load(path, err, sizeof err);
+    if (!file) {
+        tl_error((TlLoc){0}, "%s", err);
+        return NULL;
+    }
+    return tl_parse(file);
+}
+
+static int status_from_diags(void) {
+    return tl_diag_error_count() ? EXIT_INPUT : EXIT_OK;
+}
+
+static void print_error_summary(void) {
+    int n = tl_diag_error_count();
+    if (n) fprintf(stderr, "tlc: %d error%s\n", n, n == 1 ? "" : "s");
+}
+
+/* ---- commands ---- */
+
+static int cmd_check(TlcOptions *o) {
+    if (o->nfiles == 0) usage_error("check: no input files (usage: tlc check FILE...)");
+    for (int i = 0; i < o->nfiles; i++) {
+        if (o->parse_only) {
+            tl_ast_free(parse_file(o->files[i]));
+        } else {
+            TlProgram *prog = tl_sema_check_file(o->files[i], &o->sema);
+            tl_program_free(prog);
+        }
+    }
+    if (tl_diag_error_count()) {
+        print_error_summary();
+        return EXIT_INPUT;
+    }
+    printf("tlc check: %d file%s OK\n", o->nfiles, o->nfiles == 1 ? "" : "s");
+    return EXIT_OK;
+}
+
+static int emit_stage(TlcOptions *o, const char *path) {
+    TlAst *ast = parse_file(path);
+    if (!ast || tl_diag_error_count()) {
+        tl_ast_free(ast);
+        return EXIT_INPUT;
+    }
+    if (o->parse_only) {
+        if (o->emit != EMIT_AST) usage_error("--parse-only goes with --emit=ast only");
+        tl_ast_print(stdout, ast->root);
+        tl_ast_free(ast);
+        return EXIT_OK;
+    }
+    TlProgram *prog = tl_sema_check_file(path, &o->sema);
+    int status = status_from_diags();
+    switch (o->emit) {
+    case EMIT_AST:
+        /* typed when checking succeeded; the plain parse otherwise */
+        if (status == EXIT_OK && prog && prog->nmodules > 0 && prog->modules[0]->ast)
+            tl_ast_print(stdout, prog->modules[0]->ast->root);
+        else
+            tl_ast_print(stdout, ast->root);
+        break;
+    case EMIT_GRAPH: /* TODO(graph): lower prog to Graph IR, then tl_graph_print (--dot) */
+    default:
+        fflush(stdout);
+        fprintf(stderr, "tlc: --emit=%s is not implemented yet (planned)\n", emit_names[o->emit]);
+        status = EXIT_USAGE;
+        break;
+    }
+    tl_program_free(prog);
+    tl_ast_free(ast);
+    return status;
+}
+
+static int cmd_emit(TlcOptions *o) {
+    if (o->nfiles != 1) usage_error("--emit=%s needs exactly one input file", emit_names[o->emit]);
+    int status = emit_stage(o, o->files[0]);
+    if (status == EXIT_INPUT) print_error_summary();
+    return status;
+}
+
+static int cmd_planned(TlcOptions *o) {
+    fprintf(stderr, "tlc: '%s' is not implemented yet (planned); see 'tlc --help'\n", o->command);
+    return EXIT_USAGE;
+}
+
+typedef struct Command {
+    const char *name;
+    int (*run)(TlcOptions *o);
+} Command;
+
+static const Command commands[] = {
+    {"check", cmd_check},
+    {"build", cmd_planned},
+    {"run", cmd_planned},
+    {"kernels", cmd_planned},
+    {"tune", cmd_planned},
+    {"tokenizer", cmd_planned},
+    {"emit", cmd_emit}, /* implicit: a bare --emit=STAGE */
+};
+
+/* ---- the command line ---- */
+
+static const char *known_flags[] = {
+    "--emit=", "--dot", "--parse-only", "--target=", "--cpu=", "--gpu-arch=", "-o", "--interp",
+    "--stdlib", "-Werror", "-Wno-unused", "--max-errors", "--version", "--help",
+};
+
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 40 || lb > 40) return 99;
+    int d[41][41];
+    for (int i = 0; i <= la; i++) d[i][0] = i;
+    for (int j = 0; j <= lb; j++) d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c) c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c) c = d[i][j - 1] + 1;
+            d[i][j] = c;
+        }
+    return d[la][lb];
+}
+
+static void unknown_flag(const char *arg) {
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+    const char *best = NULL;
+    int bestd = 3;
+    for (size_t i = 0; i < sizeof known_flags / sizeof known_flags[0]; i++) {
+        char k[64];
+        snprintf(k, sizeof k, "%.*s", (int)strcspn(known_flags[i], "="), known_flags[i]);
+        int dist = edit_distance(name, k);
+        if (dist < bestd) { bestd = dist; best = known_flags[i]; }
+    }
+    if (best)
+        usage_error("unknown option '%s' (did you mean '%s'?); see 'tlc --help'", arg, best);
+    usage_error("unknown option '%s'; see 'tlc --help'", arg);
+}
+
+/* `--flag=value` or `--flag value`: returns the value, advancing *i for the second form. */
+static const char *flag_value(int argc, char **argv, int *i, const char *flag) {
+    const char *a = argv[*i];
+    size_t n = strlen(flag);
+    if (a[n] == '=') return a + n + 1;
+    if (*i + 1 >= argc) usage_error("%s needs a value", flag);
+    return argv[++*i];
+}
+
+static int is_flag(const char *a, const char *flag) {
+    size_t n = strlen(flag);
+    return strncmp(a, flag, n) == 0 && (a[n] == 0 || a[n] == '=');
+}
+
+static void parse_args(int argc, char **argv, TlcOptions *o) {
+    static const char *files[4096];
+    o->files = files;
+    o->sema.warn_unused = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            o->rest = (const char **)argv + i + 1;
+            o->nrest = argc - i - 1;
+            break;
+        }
+        if (a[0] != '-' || a[1] == 0) {
+            if (!o->command && o->nfiles == 0) {
+                for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+                    if (strcmp(a, commands[c].name) == 0 && strcmp(a, "emit") != 0)
+                        o->command = commands[c].name;
+                if (o->command) continue;
+            }
+            if (o->nfiles == (int)(sizeof files / sizeof files[0])) usage_error("too many files");
+            files[o->nfiles++] = a;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            print_help(stdout);
+            exit(EXIT_OK);
+        } else if (strcmp(a, "--version") == 0) {
+            printf("tl %s (LLVM %s)\n", TL_VERSION, TL_LLVM_VERSION);
+            exit(EXIT_OK);
+        } else if (is_flag(a, "--emit")) {
+            const char *v = flag_value(argc, argv, &i, "--emit");
+            o->emit = EMIT_NONE;
+            for (int e = 1; e < (int)(sizeof emit_names / sizeof emit_names[0]); e++)
+                if (strcmp(v, emit_names[e]) == 0) o->emit = (Emit)e;
+            if (o->emit == EMIT_NONE)
+                usage_error("unknown stage '--emit=%s' (stages: ast graph fused loops llvm asm "
+                            "ptx schedule)", v);
+        } else if (strcmp(a, "--dot") == 0) {
+            o->dot = 1;
+        } else if (strcmp(a, "--parse-only") == 0) {
+            o->parse_only = 1;
+        } else if (is_flag(a, "--target")) {
+            o->target = flag_value(argc, argv, &i, "--target");
+            if (strcmp(o->target, "cpu") != 0 && strcmp(o->target, "cuda") != 0)
+                usage_error("unknown target '%s' (targets: cpu cuda)", o->target);
+        } else if (is_flag(a, "--cpu")) {
+            o->cpu = flag_value(argc, argv, &i, "--cpu");
+        } else if (is_flag(a, "--gpu-arch")) {
+            o->gpu_arch = flag_value(argc, argv, &i, "--gpu-arch");
+        } else if (strcmp(a, "-o") == 0) {
+            if (i + 1 >= argc) usage_error("-o needs a file name");
+            o->output = argv[++i];
+        } else if (strcmp(a, "--interp") == 0) {
+            o->interp = 1;
+        } else if (is_flag(a, "--stdlib")) {
+            o->sema.stdlib_dir = flag_value(argc, argv, &i, "--stdlib");
+        } else if (strcmp(a, "-Werror") == 0) {
+            tl_diag_set_werror(1);
+        } else if (strcmp(a, "-Wno-unused") == 0) {
+            o->sema.warn_unused = 0;
+        } else if (is_flag(a, "--max-errors")) {
+            const char *v = flag_value(argc, argv, &i, "--max-errors");
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*v == 0 || *end || n < 0 || n > 1000000)
+                usage_error("--max-errors needs a number, not '%s'", v);
+            tl_diag_set_max_errors(n == 0 ? 1000000000 : (int)n);
+        } else {
+            unknown_flag(a);
+        }
+    }
+    if (!o->command) {
+        if (o->emit != EMIT_NONE) {
+            o->command = "emit";
+        } else if (o->nfiles > 0) {
+            usage_error("unknown command '%s' (commands: check build run kernels tune "
+                        "tokenizer); see 'tlc --help'", o->files[0]);
+        } else {
+            fputs("tlc: no command given; try 'tlc check FILE' or 'tlc --help'\n", stderr);
+            exit(EXIT_USAGE);
+        }
+    } else if (o->emit != EMIT_NONE && strcmp(o->command, "check") == 0) {
+        o->command = "emit";
+    }
+}
+
+/* A crash is a bug in tlc, never the user's: say so and exit with the internal status. */
+static void on_crash(int sig) {
+    static const char msg[] = "tlc: internal error (crashed); please report it with the input\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    (void)sig;
+    _exit(EXIT_INTERNAL);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TL_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define TL_SANITIZED 1
+#endif
+#endif
+
+int main(int argc, char **argv) {
+#ifndef TL_SANITIZED
+    if (!getenv("TL_NO_CRASH_HANDLER")) {
+        signal(SIGSEGV, on_crash);
+        signal(SIGBUS, on_crash);
+        signal(SIGFPE, on_crash);
+        signal(SIGILL, on_crash);
+        signal(SIGABRT, on_crash);
+    }
+#endif
+    TlcOptions o = {0};
+    parse_args(argc, argv, &o);
+    int status = EXIT_USAGE;
+    for (size_t c = 0; c < sizeof commands / sizeof commands[0]; c++)
+        if (strcmp(o.command, commands[c].name) == 0) status = commands[c].run(&o);
+    fflush(stdout);
+    tl_source_reset();
+    return status;
+}

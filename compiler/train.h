@@ -1,0 +1,61 @@
+/* train.h — a `train` block as a plan (graphs + settings), and the driver that runs it.
+ *
+ * tl_train_plan lowers a train block: its data pipeline, model, optimizer and settings are
+ * evaluated with the values of the command-line flags (`arg(name, default)`), and two
+ * graphs are built:
+ *   step: inputs x, y (i32[B, T]), step (f32, counted from 0), every param and every
+ *         optimizer state tensor; outputs loss, lr, the new params and the new states.
+ *         It holds the forward pass, the backward pass (autodiff), clipping by global norm,
+ *         the learning-rate schedule and the optimizer update, all from tl code.
+ *   eval: inputs x, y and the params; output loss.
+ * tl_train_run runs the loop: batches, steps, logging, evaluation, checkpoints, resume. */
+#ifndef TL_TRAIN_H
+#define TL_TRAIN_H
+#include "args.h"
+#include "graph.h"
+#include "lower.h"
+#include "sema.h"
+
+typedef struct TlTrainState {
+    const char *name; /* "opt.0.blocks.0.ln1.w": state k of a param */
+    int param;        /* index into params */
+    int input;        /* input node in the step graph */
+} TlTrainState;
+
+typedef struct TlTrainPlan {
+    const char *name; /* the train block's name */
+    /* settings */
+    int64_t steps, log_every, eval_every, checkpoint_every, seed, warmup, grad_accum;
+    double clip;
+    const char *out;
+    /* data: text(path) | tokenize(bytes) | batches(B, T) */
+    const char *data_path;
+    int64_t B, T, vocab;
+    /* the step graph */
+    TlGraph *step;
+    int x, y, stepnum, seed_in; /* input nodes (seed_in: -1 when nothing is random) */
+    TlParamInfo *params;        /* trainable params and buffers, with their step-graph nodes */
+    int nparams;
+    int *param_out;             /* output index of each param's new value (-1: unchanged) */
+    TlTrainState *states;
+    int nstates;
+    int *state_out;             /* output index of each state's new value */
+    int loss_out, lr_out;
+    /* the eval graph (params found by name) */
+    TlGraph *eval;
+    int ex, ey, eseed;
+} TlTrainPlan;
+
+/* Finds the train block (by name, or the only one when name is NULL) in the main module. */
+TlNode *tl_train_find(TlProgram *prog, const char *name);
+/* Registers every `arg(name, default)` of the train block as a flag. 0, or -1 after an error. */
+int tl_train_register_args(TlNode *train, TlArgs *args);
+/* Lowers the train block with the parsed flags. NULL after reporting errors. */
+TlTrainPlan *tl_train_plan(TlProgram *prog, TlNode *train, TlArgs *args);
+void tl_train_plan_free(TlTrainPlan *p);
+
+/* `tlc run --interp FILE -- ARGS`: parses ARGS (argv[0] is the program name), and trains.
+ * Returns the process exit status. */
+int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv);
+
+#endif
