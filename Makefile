@@ -24,6 +24,15 @@ LIB_SRC := $(wildcard dsl/*.c) $(filter-out compiler/main.c,$(wildcard compiler/
 RT_SRC  := $(wildcard runtime/*.c)
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/lexer.o $(BUILD)/obj/gen/parser.o
+
+# The LLVM CPU back end (targets/cpu/*.c) joins the compiler library; only its objects get
+# llvm-config's flags, and only tlc and the test programs link LLVM (never libtlrt.a).
+LLVM_CONFIG ?= llvm-config-19
+CPU_SRC := $(wildcard targets/cpu/*.c)
+CPU_OBJ := $(CPU_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ += $(CPU_OBJ)
+$(CPU_OBJ): CFLAGS += $(shell $(LLVM_CONFIG) --cflags)
+LLVM_LDLIBS := $(shell $(LLVM_CONFIG) --ldflags --libs core orcjit native passes 2>/dev/null)
 RT_OBJ  := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -39,7 +48,7 @@ $(BUILD)/gen/lexer.c: dsl/lexer.re $(GEN_PARSER_H)
 	@mkdir -p $(dir $@)
 	$(RE2C) -W -Werror --utf8 -o $@ $<
 
-$(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: dsl/parser.y
+$(BUILD)/gen/parser.c $(BUILD)/gen/parser.h &: dsl/parser.y
 	@mkdir -p $(BUILD)/gen
 	$(BISON) -Wall -Werror --defines=$(BUILD)/gen/parser.h -o $(BUILD)/gen/parser.c $<
 
@@ -60,11 +69,11 @@ $(BUILD)/libtlrt.a: $(RT_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/tlc: $(BUILD)/obj/compiler/main.o $(BUILD)/libtlc.a $(BUILD)/libtlrt.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS) $(LLVM_LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtlc.a $(BUILD)/libtlrt.a tests/unit/check.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libtlc.a $(BUILD)/libtlrt.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libtlc.a $(BUILD)/libtlrt.a $(LDLIBS) $(LLVM_LDLIBS)
 
 units: $(UNIT_BIN)
 

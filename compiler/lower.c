@@ -1026,8 +1026,21 @@ Value *lower_call_value(Lower *L, Value *callee, Value **args, const char **kwna
     switch (callee->kind) {
     case V_FUNC:
         if (callee->decl->kind == TL_N_KERNEL) {
-            if (nkw) return lower_error(L, loc, "kernels take positional arguments only");
-            return lower_kernel_call(L, callee->decl, callee->mod, args, nargs, loc);
+            /* keyword arguments by parameter name, then positional */
+            TlList *ps = &callee->decl->list;
+            Value **all = tl_arena_alloc(L->arena, sizeof(Value *) * (size_t)(ps->n + 1));
+            if (nargs + nkw != ps->n)
+                return lower_error(L, loc, "kernel '%s' takes %d arguments, %d given", callee->decl->name, ps->n, nargs + nkw);
+            for (int i = 0; i < nargs; i++) all[i] = args[i];
+            for (int k = 0; k < nkw; k++) {
+                int at = -1;
+                for (int i = 0; i < ps->n; i++)
+                    if (strcmp(ps->v[i]->name, kwnames[k]) == 0) at = i;
+                if (at < 0) return lower_error(L, loc, "kernel '%s' has no parameter named '%s'", callee->decl->name, kwnames[k]);
+                if (all[at]) return lower_error(L, loc, "kernel '%s': '%s' given twice", callee->decl->name, kwnames[k]);
+                all[at] = kwvals[k];
+            }
+            return lower_kernel_call(L, callee->decl, callee->mod, all, ps->n, loc);
         }
         return call_fn(L, callee->decl, callee->mod, callee->inst, args, nargs, kwnames, kwvals, nkw, loc);
     case V_MODELDEF:
@@ -1424,11 +1437,22 @@ TlLowered *tl_lower_call(TlProgram *prog, const char *callee, const TlLowerArg *
             *dot = 0;
             Value *m = env_get(L->mods[0]->globals, name);
             if (m && m->kind == V_MODULE) f = env_get(m->mod->globals, dot + 1);
+            for (int i = 0; !f && i < L->nmods; i++) { /* a module by its own name: nn.layer_norm */
+                const char *mn = L->mods[i]->m->path ? L->mods[i]->m->path : "";
+                const char *base = strrchr(mn, '/') ? strrchr(mn, '/') + 1 : mn;
+                size_t bl = strlen(name);
+                if ((L->mods[i]->m->name && strcmp(L->mods[i]->m->name, name) == 0) ||
+                    (strncmp(base, name, bl) == 0 && strcmp(base + bl, ".tl") == 0))
+                    f = env_get(L->mods[i]->globals, dot + 1);
+            }
         } else {
             f = env_get(L->mods[0]->globals, name);
         }
     }
-    if (!f) lower_error(L, noloc, "'%s' is not defined in %s", callee, prog->nmodules ? prog->modules[0]->path : "the program");
+    if (!f) {
+        const char *where = prog->nmodules && prog->modules[0]->ast ? tl_source_path(prog->modules[0]->ast->file) : "the program";
+        lower_error(L, noloc, "'%s' is not defined in %s", callee, where);
+    }
     Value **av = tl_arena_alloc(L->arena, sizeof(Value *) * (size_t)(nargs + nctor + 1));
     Value **kv = tl_arena_alloc(L->arena, sizeof(Value *) * (size_t)(nargs + nctor + 1));
     const char **kn = tl_arena_alloc(L->arena, sizeof(char *) * (size_t)(nargs + nctor + 1));

@@ -16,8 +16,11 @@
 #include <unistd.h>
 #include "ast.h"
 #include "diag.h"
+#include "graph.h"
+#include "lower.h"
 #include "sema.h"
 #include "source.h"
+#include "train.h"
 
 #define TL_VERSION "0.1.0"
 #define TL_LLVM_VERSION "19"
@@ -46,6 +49,11 @@ typedef struct TlcOptions {
     const char *output;   /* -o */
     int interp;
     int parse_only;
+    const char *entry;    /* --entry: the function or model to lower for --emit=graph */
+    const char *call_args;/* --args "x:f32[B,T,D] eps=1e-5" */
+    const char *hparams;  /* --hparams "D=64 H=4" (a model's constructor) */
+    const char *method;   /* --method (default forward) */
+    const char *train;    /* --train NAME when a file has several train blocks */
     TlSemaOptions sema;
 } TlcOptions;
 
@@ -70,7 +78,9 @@ static void print_help(FILE *out) {
         "commands:\n"
         "  check FILE...              parse and check files (names, types, shapes)\n"
         "  build FILE -o EXE          compile to an executable (planned)\n"
-        "  run FILE [-- ARGS...]      compile and run through the JIT (planned)\n"
+        "  run --interp FILE [-- ARGS...]  run the train block through the reference\n"
+        "                             interpreter (ARGS: the program's flags; try -- --help);\n"
+        "                             without --interp, through the JIT (planned)\n"
         "  kernels FILE               list the generated kernels with their schedules (planned)\n"
         "  tune FILE                  search kernel schedules and cache the best (planned)\n"
         "  tokenizer train|encode|decode ...  train or apply a tokenizer (planned)\n"
@@ -78,20 +88,27 @@ static void print_help(FILE *out) {
         "options:\n"
         "  --emit=STAGE               print a stage's output to stdout, STAGE one of:\n"
         "                               ast       the syntax tree (typed after checking)\n"
-        "                               graph     Graph IR (planned)\n"
+        "                               graph     Graph IR: the train step, or --entry\n"
         "                               fused     Graph IR partitioned into kernels (planned)\n"
         "                               loops     Loop IR (planned)\n"
         "                               llvm      LLVM IR (planned)\n"
         "                               asm       machine assembly (planned)\n"
         "                               ptx       NVPTX assembly (planned)\n"
         "                               schedule  the kernels' schedules (planned)\n"
-        "  --dot                      with --emit=graph|fused: Graphviz output (planned)\n"
+        "  --dot                      with --emit=graph: Graphviz output (dot -Tsvg renders it)\n"
+        "  --entry NAME               with --emit=graph: lower this fn or model (NAME may be\n"
+        "                             qualified: nn.layer_norm) instead of the train block\n"
+        "  --args \"x:f32[B,T,16] ...\" the entry's arguments: tensors (dims are numbers or\n"
+        "                             symbols) and numbers (eps=1e-5)\n"
+        "  --hparams \"D=64 H=4\"       a model entry's hyper-parameters\n"
+        "  --method NAME              a model entry's method (default forward)\n"
+        "  --train NAME               which train block (when a file has several)\n"
         "  --parse-only               stop after parsing (check syntax only)\n"
         "  --target=cpu|cuda          code generation target, default cpu (planned)\n"
         "  --cpu=NAME                 CPU to tune code for, default the host (planned)\n"
         "  --gpu-arch=SM              GPU architecture, e.g. sm_90 (planned)\n"
         "  -o FILE                    output file (build)\n"
-        "  --interp                   run through the reference interpreter (planned)\n"
+        "  --interp                   run: use the reference interpreter (slow, exact)\n"
         "  --stdlib DIR               where `import nn` looks (default $TL_STDLIB, else\n"
         "                             the stdlib/ next to tlc)\n"
         "  -Werror                    treat warnings as errors\n"
@@ -146,6 +163,52 @@ static int cmd_check(TlcOptions *o) {
     return EXIT_OK;
 }
 
+/* --emit=graph: the entry's graph (--entry), else the train block's step graph. */
+static int emit_graph(TlcOptions *o, TlProgram *prog) {
+    TlGraph *g = NULL;
+    TlLowered *l = NULL;
+    TlTrainPlan *plan = NULL;
+    TlArgs *targs = NULL;
+    if (o->entry) {
+        TlLowerArg args[16], hp[16];
+        char err[256];
+        int na = o->call_args ? tl_lower_parse_args(o->call_args, args, 16, err, sizeof err) : 0;
+        if (na < 0) usage_error("--args: %s", err);
+        int nh = o->hparams ? tl_lower_parse_args(o->hparams, hp, 16, err, sizeof err) : 0;
+        if (nh < 0) usage_error("--hparams: %s", err);
+        l = tl_lower_call(prog, o->entry, hp, nh, o->method, args, na);
+        if (!l) return EXIT_INPUT;
+        g = l->g;
+    } else {
+        TlNode *train = tl_train_find(prog, o->train);
+        if (!train) {
+            fprintf(stderr, "tlc: --emit=graph: %s; name a function with --entry NAME\n",
+                    o->train ? "no train block of that name" : "the file has no train block (or several: pick one with --train)");
+            return EXIT_USAGE;
+        }
+        char err[256];
+        targs = tl_args_new("train", NULL);
+        if (tl_train_register_args(train, targs) < 0) {
+            tl_args_free(targs);
+            return EXIT_INPUT;
+        }
+        char *argv0[] = {"train", NULL};
+        if (tl_args_parse(targs, 1, argv0, stdout, err, sizeof err) != TL_ARGS_OK) usage_error("%s", err);
+        plan = tl_train_plan(prog, train, targs);
+        if (!plan) {
+            tl_args_free(targs);
+            return EXIT_INPUT;
+        }
+        g = plan->step;
+    }
+    if (o->dot) tl_graph_dot(stdout, g);
+    else tl_graph_print(stdout, g);
+    tl_lowered_free(l);
+    tl_train_plan_free(plan);
+    tl_args_free(targs);
+    return EXIT_OK;
+}
+
 static int emit_stage(TlcOptions *o, const char *path) {
     TlAst *ast = parse_file(path);
     if (!ast || tl_diag_error_count()) {
@@ -168,7 +231,9 @@ static int emit_stage(TlcOptions *o, const char *path) {
         else
             tl_ast_print(stdout, ast->root);
         break;
-    case EMIT_GRAPH: /* TODO(graph): lower prog to Graph IR, then tl_graph_print (--dot) */
+    case EMIT_GRAPH:
+        if (status == EXIT_OK) status = emit_graph(o, prog);
+        break;
     default:
         fflush(stdout);
         fprintf(stderr, "tlc: --emit=%s is not implemented yet (planned)\n", emit_names[o->emit]);
@@ -187,6 +252,29 @@ static int cmd_emit(TlcOptions *o) {
     return status;
 }
 
+static int cmd_run(TlcOptions *o) {
+    if (o->nfiles != 1) usage_error("run: needs exactly one .tl file (usage: tlc run --interp FILE [-- ARGS])");
+    if (!o->interp) {
+        fprintf(stderr, "tlc: run: the JIT is not implemented yet; use 'tlc run --interp %s' for the reference interpreter\n", o->files[0]);
+        return EXIT_USAGE;
+    }
+    TlProgram *prog = tl_sema_check_file(o->files[0], &o->sema);
+    if (tl_diag_error_count()) {
+        print_error_summary();
+        tl_program_free(prog);
+        return EXIT_INPUT;
+    }
+    char *argv[1024];
+    int argc = 0;
+    argv[argc++] = (char *)o->files[0];
+    for (int i = 0; i < o->nrest && argc < 1023; i++) argv[argc++] = (char *)o->rest[i];
+    argv[argc] = NULL;
+    int status = tl_train_main(prog, o->train, argc, argv);
+    if (tl_diag_error_count()) print_error_summary();
+    tl_program_free(prog);
+    return status;
+}
+
 static int cmd_planned(TlcOptions *o) {
     fprintf(stderr, "tlc: '%s' is not implemented yet (planned); see 'tlc --help'\n", o->command);
     return EXIT_USAGE;
@@ -200,7 +288,7 @@ typedef struct Command {
 static const Command commands[] = {
     {"check", cmd_check},
     {"build", cmd_planned},
-    {"run", cmd_planned},
+    {"run", cmd_run},
     {"kernels", cmd_planned},
     {"tune", cmd_planned},
     {"tokenizer", cmd_planned},
@@ -211,7 +299,8 @@ static const Command commands[] = {
 
 static const char *known_flags[] = {
     "--emit=", "--dot", "--parse-only", "--target=", "--cpu=", "--gpu-arch=", "-o", "--interp",
-    "--stdlib", "-Werror", "-Wno-unused", "--max-errors", "--version", "--help",
+    "--stdlib", "-Werror", "-Wno-unused", "--max-errors", "--version", "--help", "--entry",
+    "--args", "--hparams", "--method", "--train",
 };
 
 static int edit_distance(const char *a, const char *b) {
@@ -309,6 +398,16 @@ static void parse_args(int argc, char **argv, TlcOptions *o) {
         } else if (strcmp(a, "-o") == 0) {
             if (i + 1 >= argc) usage_error("-o needs a file name");
             o->output = argv[++i];
+        } else if (is_flag(a, "--entry")) {
+            o->entry = flag_value(argc, argv, &i, "--entry");
+        } else if (is_flag(a, "--args")) {
+            o->call_args = flag_value(argc, argv, &i, "--args");
+        } else if (is_flag(a, "--hparams")) {
+            o->hparams = flag_value(argc, argv, &i, "--hparams");
+        } else if (is_flag(a, "--method")) {
+            o->method = flag_value(argc, argv, &i, "--method");
+        } else if (is_flag(a, "--train")) {
+            o->train = flag_value(argc, argv, &i, "--train");
         } else if (strcmp(a, "--interp") == 0) {
             o->interp = 1;
         } else if (is_flag(a, "--stdlib")) {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static TlSource *sources; /* index 0 unused */
 static int nsources, capsources;
@@ -39,6 +40,17 @@ int tl_source_add(const char *path, const char *text, size_t len) {
     return add_source(strdup(path), copy, len);
 }
 
+/* Paths under the working directory are kept relative, so messages stay short and the
+ * same on every machine. */
+static char *display_path(const char *path) {
+    char cwd[4096];
+    if (path[0] == '/' && getcwd(cwd, sizeof cwd)) {
+        size_t n = strlen(cwd);
+        if (n > 1 && strncmp(path, cwd, n) == 0 && path[n] == '/') return strdup(path + n + 1);
+    }
+    return strdup(path);
+}
+
 int tl_source_load(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -60,7 +72,7 @@ int tl_source_load(const char *path, char *err, size_t errlen) {
     }
     fclose(f);
     buf[len] = 0;
-    return add_source(strdup(path), buf, len);
+    return add_source(display_path(path), buf, len);
 }
 
 const TlSource *tl_source_get(int file) {

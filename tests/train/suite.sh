@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The training loop through the reference interpreter (`tlc run --interp`): the loss falls,
+# metrics and checkpoints are written, a resumed run continues bitwise identically, and
+# bad flags get one-line errors. The corpus is the project's own docs/ (always present).
+set -u
+cd "$(dirname "$0")/../.."
+TLC=${TLC:-build/tlc}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+prog=tests/train/tiny.tl
+
+# 1. a full run of 40 steps
+if "$TLC" run --interp $prog -- --out "$tmp/a" >"$tmp/a.log" 2>&1; then
+  first=$(head -n 1 "$tmp/a/metrics.jsonl" | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/')
+  last=$(tail -n 1 "$tmp/a/metrics.jsonl" | sed 's/.*"loss": \([0-9.e+-]*\).*/\1/')
+  if awk -v f="$first" -v l="$last" 'BEGIN { exit !(l < f - 0.3) }'; then
+    echo "PASS: train/loss_falls ($first -> $last)"
+  else
+    echo "FAIL: train/loss_falls ($first -> $last)"; cat "$tmp/a.log"
+  fi
+else
+  echo "FAIL: train/runs"; cat "$tmp/a.log"
+fi
+
+# 2. metrics: one JSON object per logged step with the required fields
+if python3 - "$tmp/a/metrics.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert rows and all({"step", "loss", "lr", "tokens_per_s"} <= set(r) for r in rows), rows
+assert any("val_loss" in r for r in rows)
+assert [r["step"] for r in rows] == sorted(r["step"] for r in rows)
+PY
+then echo "PASS: train/metrics_jsonl"; else echo "FAIL: train/metrics_jsonl"; fi
+
+# 3. checkpoints: the newest are kept, and open in the safetensors reader
+n=$(ls "$tmp/a/ckpt" 2>/dev/null | grep -c '^ckpt-.*\.safetensors$')
+if [ "$n" -ge 1 ] && [ -f "$tmp/a/ckpt/ckpt-40.safetensors" ]; then echo "PASS: train/checkpoints ($n kept)"
+else echo "FAIL: train/checkpoints"; ls -la "$tmp/a/ckpt"; fi
+
+# 4. resume from the step-20 checkpoint: steps 21..40 repeat the full run's losses exactly
+mkdir -p "$tmp/b/ckpt" && cp "$tmp/a/ckpt/ckpt-20.safetensors" "$tmp/b/ckpt/" 2>/dev/null
+"$TLC" run --interp $prog -- --out "$tmp/b" --resume "$tmp/b/ckpt" >"$tmp/b.log" 2>&1
+a_tail=$(grep -E '"step": (25|30|35|40)[,}]' "$tmp/a/metrics.jsonl" | sed 's/"tokens_per_s": [0-9.e+-]*//')
+b_tail=$(grep -E '"step": (25|30|35|40)[,}]' "$tmp/b/metrics.jsonl" | sed 's/"tokens_per_s": [0-9.e+-]*//')
+if [ -n "$a_tail" ] && [ "$a_tail" = "$b_tail" ] && grep -q "resumed from" "$tmp/b.log"; then
+  echo "PASS: train/resume_bitwise"
+else
+  echo "FAIL: train/resume_bitwise"; echo "full:"; echo "$a_tail"; echo "resumed:"; echo "$b_tail"; cat "$tmp/b.log"
+fi
+
+# 5. --resume of an empty directory starts from the beginning and says so
+"$TLC" run --interp $prog -- --out "$tmp/c" --resume "$tmp/c/ckpt" --steps 5 >"$tmp/c.log" 2>&1
+if grep -q "starting from the beginning" "$tmp/c.log"; then echo "PASS: train/resume_empty"
+else echo "FAIL: train/resume_empty"; cat "$tmp/c.log"; fi
+
+# 6. bad input: a wrong flag, a bad value, a missing corpus
+"$TLC" run --interp $prog -- --stepz 3 >"$tmp/e1" 2>&1; r1=$?
+"$TLC" run --interp $prog -- --steps abc >"$tmp/e2" 2>&1; r2=$?
+"$TLC" run --interp $prog -- --data /nonexistent/corpus --out "$tmp/d" >"$tmp/e3" 2>&1; r3=$?
+if [ $r1 -eq 2 ] && grep -q "did you mean --steps" "$tmp/e1" && [ $r2 -eq 2 ] && grep -q "steps" "$tmp/e2" \
+   && [ $r3 -ne 0 ] && grep -q "/nonexistent/corpus" "$tmp/e3" && [ "$(wc -l <"$tmp/e3")" -le 2 ]; then
+  echo "PASS: train/bad_flags"
+else
+  echo "FAIL: train/bad_flags ($r1 $r2 $r3)"; cat "$tmp/e1" "$tmp/e2" "$tmp/e3"
+fi
+
+# 7. --help lists the program's flags
+if "$TLC" run --interp $prog -- --help | grep -q -- "--steps"; then echo "PASS: train/help"
+else echo "FAIL: train/help"; fi
