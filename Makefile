@@ -81,6 +81,14 @@ test: deps
 	@$(MAKE) --no-print-directory all units
 	@bash tests/run.sh
 
+# The whole suite again with AddressSanitizer, UndefinedBehaviorSanitizer and
+# LeakSanitizer, in a build directory of its own.
+test-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CC=clang-19 OPT="-O1 -fno-omit-frame-pointer" \
+	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    EXTRA_LDLIBS="-fsanitize=address,undefined" all units
+	@BUILD=build-asan TL_FUZZ_SKIP=1 bash tests/run.sh
+
 test-long: deps
 	@$(MAKE) --no-print-directory all units
 	@TL_TEST_LONG=1 bash tests/run.sh

@@ -364,11 +364,14 @@ static int eval_reduce(TlInterp *it, int id) {
         for (int k = 0; k < x->rank; k++)
             if (!(n->axes >> k & 1)) oidx[r++] = idx[k];
         int64_t o = ravel(orank, odim, oidx); /* keepdims does not change the offset */
-        if (n->op == TL_GOP_SUM) acc[o] += tl_tensor_get(x, i), iacc[o] += geti(x, i);
-        else {
+        if (isint) { /* exact integer accumulation; a float never goes through geti */
+            int64_t v = geti(x, i);
+            if (n->op == TL_GOP_SUM) iacc[o] += v;
+            else if (v > iacc[o]) iacc[o] = v;
+        } else {
             double v = tl_tensor_get(x, i);
-            if (v > acc[o] || isnan(v)) acc[o] = v;
-            if (geti(x, i) > iacc[o]) iacc[o] = geti(x, i);
+            if (n->op == TL_GOP_SUM) acc[o] += v;
+            else if (v > acc[o] || isnan(v)) acc[o] = v;
         }
     }
     for (int64_t o = 0; o < out->numel; o++) isint ? seti(out, o, iacc[o]) : setf(out, o, acc[o]);

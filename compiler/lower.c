@@ -396,8 +396,8 @@ Value *lower_binary(Lower *L, TlOp op, Value *a, Value *b, TlLoc loc) {
             Value *r = lv_new(L, V_LIST);
             r->n = a->n + b->n;
             r->items = tl_arena_alloc(L->arena, sizeof(Value *) * (size_t)(r->n + 1));
-            memcpy(r->items, a->items, sizeof(Value *) * (size_t)a->n);
-            memcpy(r->items + a->n, b->items, sizeof(Value *) * (size_t)b->n);
+            if (a->n) memcpy(r->items, a->items, sizeof(Value *) * (size_t)a->n);
+            if (b->n) memcpy(r->items + a->n, b->items, sizeof(Value *) * (size_t)b->n);
             return r;
         }
         return lower_error(L, loc, "operator `%s` does not apply to a %s and a %s", tl_op_name(op),
@@ -575,7 +575,7 @@ static Status exec_stmt(Lower *L, Env *env, TlNode *s, Value **ret) {
         }
         Value *list = *slot;
         Value **items = tl_arena_alloc(L->arena, sizeof(Value *) * (size_t)(list->n + 1));
-        memcpy(items, list->items, sizeof(Value *) * (size_t)list->n);
+        if (list->n) memcpy(items, list->items, sizeof(Value *) * (size_t)list->n);
         items[list->n] = v;
         list->items = items;
         list->n++;
@@ -1526,6 +1526,7 @@ int tl_lower_parse_args(const char *text, TlLowerArg *args, int max, char *err, 
         if (!*p) break;
         if (n == max) {
             snprintf(err, (size_t)errlen, "too many arguments (at most %d)", max);
+            tl_lower_args_free(args, n);
             return -1;
         }
         TlLowerArg *a = &args[n];
@@ -1534,6 +1535,7 @@ int tl_lower_parse_args(const char *text, TlLowerArg *args, int max, char *err, 
         while (*p && *p != ':' && *p != '=' && *p != ' ') p++;
         if (p == s || (*p != ':' && *p != '=')) {
             snprintf(err, (size_t)errlen, "expected name:dtype[dims] or name=value at '%.20s'", s);
+            tl_lower_args_free(args, n + 1);
             return -1;
         }
         a->name = strndup(s, (size_t)(p - s));
@@ -1548,7 +1550,8 @@ int tl_lower_parse_args(const char *text, TlLowerArg *args, int max, char *err, 
                 double fv = strtod(p, &end);
                 if (end == p || (*end && *end != ' ' && *end != ',')) {
                     snprintf(err, (size_t)errlen, "'%s': expected a number", a->name);
-                    return -1;
+                    tl_lower_args_free(args, n + 1);
+            return -1;
                 }
                 a->kind = TL_LARG_FLOAT;
                 a->fval = fv;
@@ -1566,6 +1569,7 @@ int tl_lower_parse_args(const char *text, TlLowerArg *args, int max, char *err, 
         a->dtype = tl_dtype_from_name(dt);
         if (!a->dtype) {
             snprintf(err, (size_t)errlen, "'%s': unknown dtype '%s'", a->name, dt);
+            tl_lower_args_free(args, n + 1);
             return -1;
         }
         if (*p == '[') {
@@ -1575,7 +1579,8 @@ int tl_lower_parse_args(const char *text, TlLowerArg *args, int max, char *err, 
                 if (*p == ']') break;
                 if (a->rank == TL_MAX_RANK) {
                     snprintf(err, (size_t)errlen, "'%s': rank above %d", a->name, TL_MAX_RANK);
-                    return -1;
+                    tl_lower_args_free(args, n + 1);
+            return -1;
                 }
                 const char *q = p;
                 while (*p && *p != ',' && *p != ']' && *p != ' ') p++;
@@ -1588,11 +1593,20 @@ int tl_lower_parse_args(const char *text, TlLowerArg *args, int max, char *err, 
             }
             if (*p != ']') {
                 snprintf(err, (size_t)errlen, "'%s': missing ']'", a->name);
-                return -1;
+                tl_lower_args_free(args, n + 1);
+            return -1;
             }
             p++;
         }
         n++;
     }
     return n;
+}
+
+void tl_lower_args_free(TlLowerArg *args, int n) {
+    for (int i = 0; i < n; i++) {
+        free((char *)args[i].name);
+        for (int k = 0; k < TL_MAX_RANK; k++) free((char *)args[i].sym[k]);
+        memset(&args[i], 0, sizeof args[i]);
+    }
 }

@@ -62,5 +62,7 @@ void tl_lowered_free(TlLowered *l);
 /* Parses an argument list such as "x:f32[B,8,16] y:i32[B] eps=1e-5 H=4" into args (at most
  * max). Returns the count, or -1 with a message in err. */
 int tl_lower_parse_args(const char *text, TlLowerArg *args, int max, char *err, int errlen);
+/* Frees the strings tl_lower_parse_args allocated for n args. */
+void tl_lower_args_free(TlLowerArg *args, int n);
 
 #endif

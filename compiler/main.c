@@ -177,6 +177,8 @@ static int emit_graph(TlcOptions *o, TlProgram *prog) {
         int nh = o->hparams ? tl_lower_parse_args(o->hparams, hp, 16, err, sizeof err) : 0;
         if (nh < 0) usage_error("--hparams: %s", err);
         l = tl_lower_call(prog, o->entry, hp, nh, o->method, args, na);
+        tl_lower_args_free(args, na);
+        tl_lower_args_free(hp, nh);
         if (!l) return EXIT_INPUT;
         g = l->g;
     } else {
@@ -442,6 +444,15 @@ static void parse_args(int argc, char **argv, TlcOptions *o) {
     }
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define TL_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
+#define TL_SANITIZED 1
+#endif
+#endif
+
+#ifndef TL_SANITIZED
 /* A crash is a bug in tlc, never the user's: say so and exit with the internal status. */
 static void on_crash(int sig) {
     static const char msg[] = "tlc: internal error (crashed); please report it with the input\n";
@@ -451,12 +462,6 @@ static void on_crash(int sig) {
     _exit(EXIT_INTERNAL);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TL_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
-#define TL_SANITIZED 1
-#endif
 #endif
 
 int main(int argc, char **argv) {

@@ -391,6 +391,11 @@ static void shape_str(char *buf, size_t n, int rank, const int64_t *shape) {
 
 int tl_ckpt_read(const TlCkpt *c, const char *name, int rank, const int64_t *shape,
                  float *dst, char *err, size_t errlen) {
+    if (rank < 0 || rank > TL_CKPT_MAX_RANK) {
+        set_err(err, errlen, "%s: error: tensor '%s': expected rank %d is not in 0..%d",
+                c->st->path, name, rank, TL_CKPT_MAX_RANK);
+        return -1;
+    }
     const TlStTensor *t = tl_st_find(c->st, name);
     if (!t) {
         set_err(err, errlen, "%s: error: tensor '%s' is missing from the checkpoint",

@@ -7,6 +7,7 @@ set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 secs=60
+if [ "${TL_FUZZ_SKIP:-0}" = 1 ]; then echo "SKIP: fuzz/frontend: TL_FUZZ_SKIP=1 (make test-asan runs the suite, make test runs the fuzzer)"; exit 0; fi
 [ "${TL_TEST_LONG:-0}" = 1 ] && secs=600
 if ! command -v clang-19 >/dev/null 2>&1; then
   echo "SKIP: fuzz/frontend: clang-19 is not installed (make deps)"

@@ -4,7 +4,7 @@
 # bad flags get one-line errors. The corpus is the project's own docs/ (always present).
 set -u
 cd "$(dirname "$0")/../.."
-TLC=${TLC:-build/tlc}
+TLC=${TLC:-${BUILD:-build}/tlc}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 prog=tests/train/tiny.tl
 

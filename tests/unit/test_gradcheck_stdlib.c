@@ -93,6 +93,8 @@ static void run_case(const Case *c, TlProgram *prog) {
         return;
     }
     TlLowered *l = tl_lower_call(prog, c->callee, ctor, nctor, c->method, args, nargs);
+    tl_lower_args_free(ctor, nctor);
+    tl_lower_args_free(args, nargs);
     EXPECTF(l != NULL, "lowering failed");
     if (!l) {
         case_end();

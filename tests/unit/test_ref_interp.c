@@ -112,6 +112,7 @@ static void run_case(const Case *c) {
     }
     /* arguments are positional; their names only label the graph inputs */
     TlLowered *l = nctor >= 0 ? tl_lower_call(prog, c->callee, ctor, nctor > 0 ? nctor : 0, c->method, args, nargs) : NULL;
+    if (nctor > 0) tl_lower_args_free(ctor, nctor);
     EXPECTF(l != NULL, "lowering %s failed", c->callee);
     if (!l) goto done;
     TlGraph *g = l->g;
