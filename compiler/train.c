@@ -13,7 +13,10 @@
 #include "data.h"
 #include "diag.h"
 #include "interp.h"
+#include "metrics.h"
 #include "philox.h"
+#include "plot.h"
+#include "progress.h"
 #include "train.h"
 
 static double now_s(void) {
@@ -166,7 +169,9 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
     Buf *states = calloc((size_t)p->nstates + 1, sizeof *states);
     int32_t *x = calloc((size_t)(p->B * p->T), sizeof(int32_t)), *y = calloc((size_t)(p->B * p->T), sizeof(int32_t));
     TlInterp *it = NULL, *eit = NULL;
-    FILE *metrics = NULL;
+    TlMetrics metrics = {0};
+    int metrics_open = 0;
+    TlProgress pbar;
     TlCkpt *ck = NULL;
     if (tl_data_load(p->data_path, &corpus, err, sizeof err) != 0 || tl_data_tokens_bytes(corpus, &all, err, sizeof err) != 0 ||
         tl_data_split(&all, 0.1, &tr, &va, err, sizeof err) != 0 ||
@@ -219,16 +224,18 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", out);
-    metrics = fopen(path, start > 0 ? "a" : "w");
-    if (!metrics) {
-        fprintf(stderr, "tlc: cannot write %s: %s\n", path, strerror(errno));
+    if (tl_metrics_open(&metrics, path, start > 0, err, sizeof err) != 0) {
+        fprintf(stderr, "tlc: %s\n", err);
         goto done;
     }
+    metrics_open = 1;
     it = tl_interp_new(p->step);
     eit = tl_interp_new(p->eval);
     printf("training '%s': %lld params, %zu tokens (%lld train, %lld validation), batch %lldx%lld, %lld steps\n",
            train->name, (long long)nparam_values, (size_t)all.n, (long long)tr.n, (long long)va.n, (long long)p->B,
            (long long)p->T, (long long)p->steps);
+    tl_progress_init(&pbar, stderr, p->steps, p->B * p->T, p->log_every > 0 ? p->log_every : 10);
+    pbar.start_step = start;
     double t0 = now_s(), tlast = t0;
     int64_t tokens_since = 0;
     char ckdir[4200];
@@ -272,20 +279,20 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
                 goto done;
             }
         }
+        tl_progress_update(&pbar, done_steps, loss, lr);
         if (do_log) {
             double t = now_s();
             double tps = t > tlast ? tokens_since / (t - tlast) : 0;
             tlast = t;
             tokens_since = 0;
-            fprintf(metrics, "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"tokens_per_s\": %.6g", (long long)done_steps, loss, lr, tps);
-            if (!isnan(val)) fprintf(metrics, ", \"val_loss\": %.9g", val);
-            fprintf(metrics, "}\n");
-            fflush(metrics);
-            printf("step %lld/%lld  loss %.4f  lr %.2e  %.0f tok/s%s", (long long)done_steps, (long long)p->steps, loss, lr, tps,
-                   isnan(val) ? "\n" : "");
-            if (!isnan(val)) printf("  val_loss %.4f\n", val);
-            fflush(stdout);
+            TlMetric f[5] = {TL_METRIC_NUM("step", done_steps), TL_METRIC_NUM("loss", loss), TL_METRIC_NUM("lr", lr),
+                             TL_METRIC_NUM("tokens_per_s", tps), TL_METRIC_NUM("val_loss", val)};
+            if (tl_metrics_write(&metrics, f, isnan(val) ? 4 : 5, err, sizeof err) != 0) {
+                fprintf(stderr, "tlc: %s\n", err);
+                goto done;
+            }
         }
+        if (!isnan(val)) tl_progress_note(&pbar, "step %lld: val_loss %.4f", (long long)done_steps, val);
         if ((p->checkpoint_every > 0 && done_steps % p->checkpoint_every == 0) || last) {
             int nt = p->nparams + p->nstates;
             TlCkptTensor *ts = calloc((size_t)nt, sizeof *ts);
@@ -305,10 +312,28 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
             }
         }
     }
-    printf("done: %lld steps in %.1f s; checkpoints in %s, metrics in %s\n", (long long)(p->steps - start), now_s() - t0, ckdir, path);
+    tl_progress_finish(&pbar);
+    tl_metrics_close(&metrics);
+    metrics_open = 0;
+    /* the loss curves, from the metrics file (so a resumed run plots the whole history) */
+    char svg[4300];
+    snprintf(svg, sizeof svg, "%s/loss.svg", out);
+    double *xs[2] = {0}, *ys[2] = {0};
+    int ns[2] = {0, 0};
+    tl_metrics_series(path, "step", "loss", NULL, NULL, &xs[0], &ys[0], &ns[0], err, sizeof err);
+    tl_metrics_series(path, "step", "val_loss", NULL, NULL, &xs[1], &ys[1], &ns[1], err, sizeof err);
+    TlPlotSeries ser[2] = {{"train loss", xs[0], ys[0], ns[0]}, {"validation loss", xs[1], ys[1], ns[1]}};
+    TlPlotOpts po = {.title = train->name, .xlabel = "step", .ylabel = "loss"};
+    if (ns[0] > 0 && tl_plot_svg(svg, &po, ser, ns[1] > 0 ? 2 : 1, err, sizeof err) != 0) fprintf(stderr, "tlc: %s\n", err);
+    for (int k = 0; k < 2; k++) {
+        free(xs[k]);
+        free(ys[k]);
+    }
+    printf("done: %lld steps in %.1f s; checkpoints in %s, metrics in %s, plot in %s\n", (long long)(p->steps - start),
+           now_s() - t0, ckdir, path, svg);
     status = 0;
 done:
-    if (metrics) fclose(metrics);
+    if (metrics_open) tl_metrics_close(&metrics);
     tl_ckpt_close(ck);
     tl_interp_free(it);
     tl_interp_free(eit);
