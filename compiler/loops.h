@@ -1,0 +1,204 @@
+/* loops.h — Loop IR: loop nests over index expressions, buffers, and a schedule per loop.
+ *
+ * A program (TlLProgram) is what a back end compiles:
+ *   - a buffer table: one buffer per Graph IR value (its dtype and its element count as an
+ *     expression over the graph's dim symbols), plus scratch state of scan nodes;
+ *   - kernels: each a statement tree (loops, stores, scalar locals, ifs) over those
+ *     buffers. A kernel is called as k(bufs, syms, begin, end): its one `parallel` loop
+ *     runs [begin, end) so a thread pool can split it; every other loop runs its bounds;
+ *   - a host program: the order in which kernels run, with copies, pointer aliases and
+ *     loops (a scan is a host loop calling its body's kernels T times).
+ *
+ * Everything is plain data in arrays, referenced by int ids, so passes (fusion, tiling,
+ * the autotuner) can rewrite it. Expressions and statements are shared pools of the
+ * program; statement lists are linked through `next`.
+ *
+ * Types: an expression has a scalar type (TlLType). Index arithmetic is i64. Values are
+ * computed in the *compute type* of their dtype (f32 for f32/bf16/f16, f64 for f64, i64 for
+ * every integer and bool, as the interpreter does for integers) and stored in the *storage
+ * type* (f32 for f32/bf16/f16 after rounding to bf16/f16, f64, i32, i64, i8 for bool).
+ * Reductions and contractions accumulate in a local whose type the lowering picks (f64 for
+ * floats, i64 for integers, matching the interpreter) and a later pass may change.
+ *
+ * Dim symbols are numbered (program->syms); at run time they are one i64 array. */
+#ifndef TL_LOOPS_H
+#define TL_LOOPS_H
+#include <stdint.h>
+#include <stdio.h>
+
+#include "graph.h"
+
+typedef enum TlLType { TL_LT_VOID, TL_LT_I1, TL_LT_I8, TL_LT_I32, TL_LT_I64, TL_LT_F32, TL_LT_F64 } TlLType;
+
+typedef enum TlLOp {
+    /* unary */
+    TL_LOP_NEG, TL_LOP_EXP, TL_LOP_LOG, TL_LOP_SQRT, TL_LOP_RSQRT, TL_LOP_TANH, TL_LOP_ERF,
+    TL_LOP_SIN, TL_LOP_COS, TL_LOP_ABS,
+    /* binary, on the compute type. DIV: float division, or integer division truncating
+     * toward zero that gives 0 for a zero divisor (never traps). */
+    TL_LOP_ADD, TL_LOP_SUB, TL_LOP_MUL, TL_LOP_DIV, TL_LOP_POW, TL_LOP_MAX, TL_LOP_MIN,
+    /* index arithmetic on i64 known to be >= 0 (floor = truncation) */
+    TL_LOP_IDIV, TL_LOP_IMOD,
+    /* i1 logic */
+    TL_LOP_AND, TL_LOP_OR,
+    /* comparisons -> i1 (floats: ordered, except NE which is unordered like C's !=) */
+    TL_LOP_EQ, TL_LOP_NE, TL_LOP_LT, TL_LOP_LE, TL_LOP_GT, TL_LOP_GE,
+    TL_LOP_COUNT
+} TlLOp;
+
+typedef enum TlLExprKind {
+    TL_LE_INT,    /* ival, of type (i1/i8/i32/i64) */
+    TL_LE_FLT,    /* fval, of type (f32/f64) */
+    TL_LE_VAR,    /* loop variable `var` (i64): a kernel loop's or a host loop's */
+    TL_LE_SYM,    /* dim symbol number `sym` (i64) */
+    TL_LE_LOCAL,  /* scalar local `var` of the kernel */
+    TL_LE_LOAD,   /* buf[a] in the buffer's storage type; a is an i64 element index */
+    TL_LE_UN,     /* op a */
+    TL_LE_BIN,    /* a op b: arithmetic (type of a), comparisons (i1) */
+    TL_LE_SELECT, /* a ? b : c (a is i1) */
+    TL_LE_CAST,   /* a converted to type: fp<->int truncates, ->i1/i8 is "!= 0" (0 or 1) */
+    TL_LE_ROUND,  /* f32 a rounded to dtype (bf16 or f16), still f32 */
+    TL_LE_RANDOM, /* f64: Philox element a (i64) of stream (seed b: i64, offset, dist) */
+} TlLExprKind;
+
+typedef struct TlLExpr {
+    TlLExprKind kind;
+    TlLType type;
+    TlLOp op;
+    int a, b, c;           /* operand expression ids, -1 when unused */
+    int64_t ival;
+    double fval;
+    int var, sym, buf;
+    TlDType dtype;         /* ROUND */
+    TlRandomDist dist;     /* RANDOM */
+    uint64_t offset;       /* RANDOM */
+} TlLExpr;
+
+/* The schedule of one loop: data that passes and the autotuner change. */
+typedef struct TlLSched {
+    int parallel;      /* split across threads (at most one loop per kernel; lo must be 0) */
+    int vectorize;     /* 0: LLVM decides; 1: ask for vectorization; >1: that width */
+    int unroll;        /* 0: LLVM decides; >1: unroll by that count */
+    int64_t tile;      /* set by tl_loops_tile on the outer loop of a split: the tile size */
+} TlLSched;
+
+typedef enum TlLStmtKind {
+    TL_LS_LOOP,  /* for var in [lo, hi) { body } */
+    TL_LS_STORE, /* buf[index] = value (value in the buffer's storage type) */
+    TL_LS_SET,   /* local var = value */
+    TL_LS_IF,    /* if (cond) { body } else { els } */
+} TlLStmtKind;
+
+typedef struct TlLStmt {
+    TlLStmtKind kind;
+    int var;               /* LOOP: loop variable; SET: local */
+    int lo, hi;            /* LOOP bounds (i64 exprs) */
+    TlLSched sched;        /* LOOP */
+    int buf, index, value; /* STORE (value also SET) */
+    int cond;              /* IF */
+    int body, els;         /* first statement of the body / else list, -1 = empty */
+    int next;              /* next statement in the same list, -1 = last */
+} TlLStmt;
+
+typedef enum TlLBufKind {
+    TL_LB_TEMP,   /* a value computed by a kernel */
+    TL_LB_INPUT,  /* set by the caller (graph input) */
+    TL_LB_PARAM,  /* set by the caller (graph param) */
+    TL_LB_CONST,  /* literal data (init, numel values), a constant global in the code */
+    TL_LB_ALIAS,  /* no storage of its own: the host program points it into another buffer */
+    TL_LB_STATE,  /* scratch of a scan: carries and stacked per-step outputs */
+} TlLBufKind;
+
+typedef struct TlLBuf {
+    TlLBufKind kind;
+    TlDType dtype;
+    TlLType elem;          /* storage type */
+    int numel;             /* element count (i64 expr over syms) */
+    int node;              /* graph node id (in its graph) or -1 */
+    int depth;             /* 0: the top graph; 1: a scan body; ... */
+    const char *name;      /* input / param name */
+    const double *init;    /* CONST: numel values (owned by the graph) */
+} TlLBuf;
+
+typedef struct TlLKernel {
+    char name[64];         /* symbol name, "tl_k<n>_<op>" */
+    int node;              /* graph node it computes, -1 */
+    int body;              /* first statement */
+    int nlocals;           /* locals 0..nlocals-1 (TL_LE_LOCAL / TL_LS_SET) */
+    TlLType *local_type;
+    int par_extent;        /* i64 expr: the parallel loop's trip count; -1 = none (call once) */
+} TlLKernel;
+
+typedef enum TlLHostKind {
+    TL_LH_KERNEL, /* run kernel (over par_extent items through the thread pool) */
+    TL_LH_COPY,   /* memmove(bufs[dst] + dst_off, bufs[src] + src_off, nbytes) */
+    TL_LH_ALIAS,  /* bufs[dst] = bufs[src] + src_off (byte offsets) */
+    TL_LH_LOOP,   /* for s in [0, count): var = reverse ? count-1-s : s; body */
+} TlLHostKind;
+
+typedef struct TlLHost {
+    TlLHostKind kind;
+    int kernel;
+    int dst, src;
+    int dst_off, src_off, nbytes; /* i64 exprs (may use host loop vars) */
+    int var, count, reverse;
+    int body, next;
+} TlLHost;
+
+typedef struct TlLProgram {
+    TlLExpr *ex; int nex, excap;
+    TlLStmt *st; int nst, stcap;
+    TlLBuf *buf; int nbuf, bufcap;
+    TlLKernel *kern; int nkern, kerncap;
+    TlLHost *host; int nhost, hostcap;
+    const char **syms; int nsyms, symcap; /* dim symbols, in the order of the syms array */
+    int nvars;             /* loop variables (kernel and host) */
+    int entry;             /* first host op, -1 = nothing to do */
+    int *node_buf;         /* top graph node -> buffer (-1: none, e.g. the scan node) */
+    const TlGraph *g;
+    char err[256];
+} TlLProgram;
+
+/* Lower a Graph IR (one kernel per op; a scan becomes a host loop over its body's
+ * kernels). NULL with a message in err on failure (an op it cannot lower). */
+TlLProgram *tl_loops_lower(const TlGraph *g, char *err, int errn);
+void tl_loops_free(TlLProgram *p);
+
+/* --emit=loops */
+void tl_loops_print(FILE *f, const TlLProgram *p);
+void tl_loops_print_expr(FILE *f, const TlLProgram *p, int e);
+
+/* Evaluate an i64 expression of syms (and no loop variables): buffer sizes, extents. */
+int64_t tl_loops_eval(const TlLProgram *p, int e, const int64_t *syms);
+
+/* ---- building blocks (used by the lowering and by passes) ---- */
+int tl_loops_int(TlLProgram *p, TlLType t, int64_t v);
+int tl_loops_flt(TlLProgram *p, TlLType t, double v);
+int tl_loops_var(TlLProgram *p, int var);
+int tl_loops_bin(TlLProgram *p, TlLOp op, int a, int b);
+int tl_loops_un(TlLProgram *p, TlLOp op, int a);
+int tl_loops_cast(TlLProgram *p, int a, TlLType t);
+int tl_loops_select(TlLProgram *p, int c, int a, int b);
+int tl_loops_load(TlLProgram *p, int buf, int index);
+int tl_loops_new_var(TlLProgram *p);
+int tl_loops_loop(TlLProgram *p, int var, int lo, int hi);
+int tl_loops_store(TlLProgram *p, int buf, int index, int value);
+
+/* ---- schedule transformations ---- */
+
+/* Split loop statement `loop` of kernel k by `size`: for v in [lo, hi) becomes
+ * for vo in [0, ceil((hi-lo)/size)) { for vi in [0, min(size, hi-lo-vo*size)) { v = lo +
+ * vo*size + vi ... } }. The outer loop keeps the parallel flag, the inner one the vector
+ * hint. Returns 0, or -1 when the loop is not in the kernel. */
+int tl_loops_tile(TlLProgram *p, int k, int loop, int64_t size);
+/* The loops of kernel k, outermost first (ids into p->st); returns the count (<= max). */
+int tl_loops_kernel_loops(const TlLProgram *p, int k, int *loops, int max);
+
+/* Types */
+TlLType tl_loops_storage_type(TlDType t);
+TlLType tl_loops_compute_type(TlDType t);
+const char *tl_ltype_name(TlLType t);
+int tl_ltype_is_float(TlLType t);
+size_t tl_ltype_size(TlLType t);
+
+#endif

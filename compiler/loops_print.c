@@ -1,0 +1,189 @@
+/* loops_print.c — the text form of Loop IR (--emit=loops); see docs/loops.md. */
+#include "loops.h"
+
+static const char *op_name[TL_LOP_COUNT] = {
+    "neg", "exp", "log", "sqrt", "rsqrt", "tanh", "erf", "sin", "cos", "abs",
+    "+", "-", "*", "/", "pow", "max", "min", "/", "%", "&&", "||",
+    "==", "!=", "<", "<=", ">", ">=",
+};
+
+static const char *buf_kind[] = {"temp", "input", "param", "const", "alias", "state"};
+
+static int is_call(TlLOp op) { return op <= TL_LOP_ABS || op == TL_LOP_POW || op == TL_LOP_MAX || op == TL_LOP_MIN; }
+
+void tl_loops_print_expr(FILE *f, const TlLProgram *p, int e) {
+    const TlLExpr *x = &p->ex[e];
+    switch (x->kind) {
+    case TL_LE_INT: fprintf(f, "%lld", (long long)x->ival); break;
+    case TL_LE_FLT: fprintf(f, "%.9g%s", x->fval, x->type == TL_LT_F32 ? "f" : ""); break;
+    case TL_LE_VAR: fprintf(f, "i%d", x->var); break;
+    case TL_LE_SYM: fprintf(f, "%s", p->syms[x->sym]); break;
+    case TL_LE_LOCAL: fprintf(f, "acc%d", x->var); break;
+    case TL_LE_LOAD:
+        fprintf(f, "b%d[", x->buf);
+        tl_loops_print_expr(f, p, x->a);
+        fputc(']', f);
+        break;
+    case TL_LE_UN:
+        fprintf(f, "%s(", op_name[x->op]);
+        tl_loops_print_expr(f, p, x->a);
+        fputc(')', f);
+        break;
+    case TL_LE_BIN:
+        if (is_call(x->op)) {
+            fprintf(f, "%s(", op_name[x->op]);
+            tl_loops_print_expr(f, p, x->a);
+            fputs(", ", f);
+            tl_loops_print_expr(f, p, x->b);
+            fputc(')', f);
+        } else {
+            fputc('(', f);
+            tl_loops_print_expr(f, p, x->a);
+            fprintf(f, " %s ", op_name[x->op]);
+            tl_loops_print_expr(f, p, x->b);
+            fputc(')', f);
+        }
+        break;
+    case TL_LE_SELECT:
+        fputs("select(", f);
+        tl_loops_print_expr(f, p, x->a);
+        fputs(", ", f);
+        tl_loops_print_expr(f, p, x->b);
+        fputs(", ", f);
+        tl_loops_print_expr(f, p, x->c);
+        fputc(')', f);
+        break;
+    case TL_LE_CAST:
+        fprintf(f, "%s(", tl_ltype_name(x->type));
+        tl_loops_print_expr(f, p, x->a);
+        fputc(')', f);
+        break;
+    case TL_LE_ROUND:
+        fprintf(f, "round_%s(", tl_dtype_name(x->dtype));
+        tl_loops_print_expr(f, p, x->a);
+        fputc(')', f);
+        break;
+    case TL_LE_RANDOM:
+        fprintf(f, "philox_%s(seed=", x->dist == TL_RANDOM_NORMAL ? "normal" : "uniform");
+        tl_loops_print_expr(f, p, x->b);
+        fprintf(f, ", offset=%llu, ", (unsigned long long)x->offset);
+        tl_loops_print_expr(f, p, x->a);
+        fputc(')', f);
+        break;
+    }
+}
+
+static void indent(FILE *f, int d) { fprintf(f, "%*s", 2 * d, ""); }
+
+static void print_stmts(FILE *f, const TlLProgram *p, int s, int d) {
+    for (; s >= 0; s = p->st[s].next) {
+        const TlLStmt *t = &p->st[s];
+        indent(f, d);
+        switch (t->kind) {
+        case TL_LS_LOOP:
+            fprintf(f, "%sfor i%d in [", t->sched.parallel ? "parallel " : "", t->var);
+            tl_loops_print_expr(f, p, t->lo);
+            fputs(", ", f);
+            tl_loops_print_expr(f, p, t->hi);
+            fputs(")", f);
+            if (t->sched.vectorize == 1) fputs(" vectorize", f);
+            if (t->sched.vectorize > 1) fprintf(f, " vectorize(%d)", t->sched.vectorize);
+            if (t->sched.unroll > 1) fprintf(f, " unroll(%d)", t->sched.unroll);
+            if (t->sched.tile) fprintf(f, " tile(%lld)", (long long)t->sched.tile);
+            fputs(" {\n", f);
+            print_stmts(f, p, t->body, d + 1);
+            indent(f, d);
+            fputs("}\n", f);
+            break;
+        case TL_LS_STORE:
+            fprintf(f, "b%d[", t->buf);
+            tl_loops_print_expr(f, p, t->index);
+            fputs("] = ", f);
+            tl_loops_print_expr(f, p, t->value);
+            fputc('\n', f);
+            break;
+        case TL_LS_SET:
+            fprintf(f, "acc%d = ", t->var);
+            tl_loops_print_expr(f, p, t->value);
+            fputc('\n', f);
+            break;
+        case TL_LS_IF:
+            fputs("if ", f);
+            tl_loops_print_expr(f, p, t->cond);
+            fputs(" {\n", f);
+            print_stmts(f, p, t->body, d + 1);
+            if (t->els >= 0) {
+                indent(f, d);
+                fputs("} else {\n", f);
+                print_stmts(f, p, t->els, d + 1);
+            }
+            indent(f, d);
+            fputs("}\n", f);
+            break;
+        }
+    }
+}
+
+static void print_host(FILE *f, const TlLProgram *p, int h, int d) {
+    for (; h >= 0; h = p->host[h].next) {
+        const TlLHost *o = &p->host[h];
+        indent(f, d);
+        switch (o->kind) {
+        case TL_LH_KERNEL:
+            fprintf(f, "run %s", p->kern[o->kernel].name);
+            if (p->kern[o->kernel].par_extent >= 0) {
+                fputs(" over ", f);
+                tl_loops_print_expr(f, p, p->kern[o->kernel].par_extent);
+            }
+            fputc('\n', f);
+            break;
+        case TL_LH_COPY:
+            fprintf(f, "copy b%d+", o->dst);
+            tl_loops_print_expr(f, p, o->dst_off);
+            fprintf(f, " <- b%d+", o->src);
+            tl_loops_print_expr(f, p, o->src_off);
+            fputs(", bytes ", f);
+            tl_loops_print_expr(f, p, o->nbytes);
+            fputc('\n', f);
+            break;
+        case TL_LH_ALIAS:
+            fprintf(f, "alias b%d = b%d+", o->dst, o->src);
+            tl_loops_print_expr(f, p, o->src_off);
+            fputc('\n', f);
+            break;
+        case TL_LH_LOOP:
+            fprintf(f, "loop i%d in [0, ", o->var);
+            tl_loops_print_expr(f, p, o->count);
+            fprintf(f, ")%s {\n", o->reverse ? " reverse" : "");
+            print_host(f, p, o->body, d + 1);
+            indent(f, d);
+            fputs("}\n", f);
+            break;
+        }
+    }
+}
+
+void tl_loops_print(FILE *f, const TlLProgram *p) {
+    fputs("# buffers\n", f);
+    for (int i = 0; i < p->nbuf; i++) {
+        const TlLBuf *b = &p->buf[i];
+        fprintf(f, "b%d %s %s[", i, buf_kind[b->kind], tl_dtype_name(b->dtype));
+        tl_loops_print_expr(f, p, b->numel);
+        fputc(']', f);
+        if (b->node >= 0) fprintf(f, "  %s%%%d", b->depth ? "body " : "", b->node);
+        if (b->name) fprintf(f, " \"%s\"", b->name);
+        fputc('\n', f);
+    }
+    for (int k = 0; k < p->nkern; k++) {
+        const TlLKernel *kn = &p->kern[k];
+        fprintf(f, "\nkernel %s", kn->name);
+        if (kn->node >= 0) fprintf(f, "  # %%%d", kn->node);
+        fputs(" {\n", f);
+        for (int l = 0; l < kn->nlocals; l++) fprintf(f, "  local acc%d: %s\n", l, tl_ltype_name(kn->local_type[l]));
+        print_stmts(f, p, kn->body, 1);
+        fputs("}\n", f);
+    }
+    fputs("\nhost {\n", f);
+    print_host(f, p, p->entry, 1);
+    fputs("}\n", f);
+}
