@@ -2,7 +2,9 @@
  *
  *   tlc check FILE...           parse and check
  *   tlc --emit=ast FILE         print a stage's output (more stages as they land)
- *   tlc build|run|kernels|tune|tokenizer ...   (planned)
+ *   tlc run [--interp] FILE -- ARGS   train a train block (JIT or the interpreter)
+ *   tlc tokenizer train|encode|decode ...
+ *   tlc build|kernels|tune ...   (planned)
  *
  * Structure: the command line is parsed into a TlcOptions, then one command function runs.
  * A new command is a row in `commands` and a function; a new --emit stage is a case in
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "ast.h"
+#include "cmd_tokenizer.h"
 #include "diag.h"
 #include "graph.h"
 #include "lower.h"
@@ -78,12 +81,12 @@ static void print_help(FILE *out) {
         "commands:\n"
         "  check FILE...              parse and check files (names, types, shapes)\n"
         "  build FILE -o EXE          compile to an executable (planned)\n"
-        "  run --interp FILE [-- ARGS...]  run the train block through the reference\n"
-        "                             interpreter (ARGS: the program's flags; try -- --help);\n"
-        "                             without --interp, through the JIT (planned)\n"
+        "  run FILE [-- ARGS...]      compile the train block through LLVM (JIT) and train;\n"
+        "                             ARGS are the program's flags (try: -- --help)\n"
         "  kernels FILE               list the generated kernels with their schedules (planned)\n"
         "  tune FILE                  search kernel schedules and cache the best (planned)\n"
-        "  tokenizer train|encode|decode ...  train or apply a tokenizer (planned)\n"
+        "  tokenizer train|encode|decode ...  train or apply a tokenizer (BPE, GPT-2,\n"
+        "                             WordPiece); see 'tlc tokenizer --help'\n"
         "\n"
         "options:\n"
         "  --emit=STAGE               print a stage's output to stdout, STAGE one of:\n"
@@ -108,7 +111,7 @@ static void print_help(FILE *out) {
         "  --cpu=NAME                 CPU to tune code for, default the host (planned)\n"
         "  --gpu-arch=SM              GPU architecture, e.g. sm_90 (planned)\n"
         "  -o FILE                    output file (build)\n"
-        "  --interp                   run: use the reference interpreter (slow, exact)\n"
+        "  --interp                   run: through the reference interpreter (slow, exact)\n"
         "  --stdlib DIR               where `import nn` looks (default $TL_STDLIB, else\n"
         "                             the stdlib/ next to tlc)\n"
         "  -Werror                    treat warnings as errors\n"
@@ -256,10 +259,6 @@ static int cmd_emit(TlcOptions *o) {
 
 static int cmd_run(TlcOptions *o) {
     if (o->nfiles != 1) usage_error("run: needs exactly one .tl file (usage: tlc run --interp FILE [-- ARGS])");
-    if (!o->interp) {
-        fprintf(stderr, "tlc: run: the JIT is not implemented yet; use 'tlc run --interp %s' for the reference interpreter\n", o->files[0]);
-        return EXIT_USAGE;
-    }
     TlProgram *prog = tl_sema_check_file(o->files[0], &o->sema);
     if (tl_diag_error_count()) {
         print_error_summary();
@@ -271,7 +270,7 @@ static int cmd_run(TlcOptions *o) {
     argv[argc++] = (char *)o->files[0];
     for (int i = 0; i < o->nrest && argc < 1023; i++) argv[argc++] = (char *)o->rest[i];
     argv[argc] = NULL;
-    int status = tl_train_main(prog, o->train, argc, argv);
+    int status = tl_train_main(prog, o->train, argc, argv, o->interp);
     if (tl_diag_error_count()) print_error_summary();
     tl_program_free(prog);
     return status;
@@ -474,6 +473,8 @@ int main(int argc, char **argv) {
         signal(SIGABRT, on_crash);
     }
 #endif
+    /* `tlc tokenizer ...` has its own flags (docs/tokenizers.md) */
+    if (argc >= 2 && strcmp(argv[1], "tokenizer") == 0) return tl_cmd_tokenizer(argc - 1, argv + 1);
     TlcOptions o = {0};
     parse_args(argc, argv, &o);
     int status = EXIT_USAGE;

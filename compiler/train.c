@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "ckpt.h"
+#include "cpu/cpu.h"
 #include "data.h"
 #include "diag.h"
 #include "interp.h"
@@ -35,6 +36,38 @@ static int64_t const_numel(const TlGraph *g, TlGShape s, int64_t *dims) {
     }
     return n;
 }
+
+/* The executor of a graph: the reference interpreter or the JIT-compiled CPU code, behind
+ * one small interface (both store values in the interpreter's TlTensor format). */
+typedef struct Exec {
+    TlInterp *it;
+    TlCpuProgram *cp;
+} Exec;
+
+static int ex_init(Exec *e, const TlGraph *g, int interp, int threads, char *err, size_t errlen) {
+    memset(e, 0, sizeof *e);
+    if (interp) {
+        e->it = tl_interp_new(g);
+        return e->it ? 0 : -1;
+    }
+    e->cp = tl_cpu_compile(g, NULL, err, (int)errlen);
+    if (!e->cp) return -1;
+    if (threads > 0) tl_cpu_set_threads(e->cp, threads);
+    return 0;
+}
+static void ex_free(Exec *e) {
+    if (e->it) tl_interp_free(e->it);
+    if (e->cp) tl_cpu_free(e->cp);
+}
+static int ex_set_raw(Exec *e, int node, const void *data, int64_t n) {
+    return e->it ? tl_interp_set_raw(e->it, node, data, n) : tl_cpu_set_raw(e->cp, node, data, n);
+}
+static int ex_set(Exec *e, int node, const double *v, int64_t n) {
+    return e->it ? tl_interp_set(e->it, node, v, n) : tl_cpu_set(e->cp, node, v, n);
+}
+static int ex_run(Exec *e) { return e->it ? tl_interp_run(e->it) : tl_cpu_run(e->cp); }
+static const char *ex_error(Exec *e) { return e->it ? tl_interp_error(e->it) : tl_cpu_error(e->cp); }
+static const TlTensor *ex_output(Exec *e, int k) { return e->it ? tl_interp_output(e->it, k) : tl_cpu_output(e->cp, k); }
 
 typedef struct Buf {
     const char *name;
@@ -98,15 +131,15 @@ static int mkdirs(const char *path) {
 }
 
 /* The mean loss over (up to max_batches of) the validation split, in order. */
-static double evaluate(const TlTrainPlan *p, TlInterp *it, const TlBatcher *val, Buf *params, int64_t max_batches,
+static double evaluate(const TlTrainPlan *p, Exec *it, const TlBatcher *val, Buf *params, int64_t max_batches,
                        int32_t *x, int32_t *y, char *err, size_t errlen) {
     for (int i = 0; i < p->nparams; i++) {
         int node = tl_graph_find(p->eval, TL_GOP_PARAM, p->params[i].name);
-        if (node >= 0) tl_interp_set_raw(it, node, params[i].data, params[i].n);
+        if (node >= 0) ex_set_raw(it, node, params[i].data, params[i].n);
     }
     if (p->eseed >= 0) {
         int64_t s = 0;
-        tl_interp_set_raw(it, p->eseed, &s, 1);
+        ex_set_raw(it, p->eseed, &s, 1);
     }
     int64_t nb = tl_data_seq_batches(val);
     if (max_batches > 0 && nb > max_batches) nb = max_batches;
@@ -115,26 +148,26 @@ static double evaluate(const TlTrainPlan *p, TlInterp *it, const TlBatcher *val,
     for (int64_t j = 0; j < nb; j++) {
         int valid = tl_data_seq_batch(val, j, x, y);
         if (valid < (int)p->B) continue; /* a partial last batch would bias the mean */
-        tl_interp_set_raw(it, p->ex, x, p->B * p->T);
-        tl_interp_set_raw(it, p->ey, y, p->B * p->T);
-        if (tl_interp_run(it) != 0) {
-            snprintf(err, errlen, "evaluation: %s", tl_interp_error(it));
+        ex_set_raw(it, p->ex, x, p->B * p->T);
+        ex_set_raw(it, p->ey, y, p->B * p->T);
+        if (ex_run(it) != 0) {
+            snprintf(err, errlen, "evaluation: %s", ex_error(it));
             return NAN;
         }
-        total += tl_tensor_get(tl_interp_output(it, 0), 0) * valid;
+        total += tl_tensor_get(ex_output(it, 0), 0) * valid;
         rows += valid;
     }
     return rows ? total / (double)rows : NAN;
 }
 
-int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv) {
+int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv, int interp) {
     TlNode *train = tl_train_find(prog, train_name);
     if (!train) {
         fprintf(stderr, "tlc: %s\n", train_name ? "no train block of that name" : "the program has no train block (or several: name one with --train NAME)");
         return 1;
     }
     char err[1024], summary[256];
-    snprintf(summary, sizeof summary, "Train '%s' (tl, through the reference interpreter).", train->name);
+    snprintf(summary, sizeof summary, "Train '%s' (tl%s).", train->name, interp ? ", through the reference interpreter" : "");
     TlArgs *args = tl_args_new(argc > 0 ? argv[0] : train->name, summary);
     if (tl_train_register_args(train, args) < 0) {
         tl_args_free(args);
@@ -143,6 +176,7 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
     tl_args_add(args, "resume", TL_ARG_PATH, "", "continue from the newest checkpoint in this directory", err, sizeof err);
     tl_args_add(args, "eval-batches", TL_ARG_INT, "8", "validation batches per evaluation", err, sizeof err);
     tl_args_add(args, "out", TL_ARG_PATH, "", "output directory (checkpoints, metrics.jsonl)", err, sizeof err);
+    tl_args_add(args, "threads", TL_ARG_INT, "0", "worker threads (0: TL_THREADS, else all cores)", err, sizeof err);
     switch (tl_args_parse(args, argc, argv, stdout, err, sizeof err)) {
     case TL_ARGS_HELP:
         tl_args_free(args);
@@ -168,7 +202,8 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
     Buf *params = calloc((size_t)p->nparams + 1, sizeof *params);
     Buf *states = calloc((size_t)p->nstates + 1, sizeof *states);
     int32_t *x = calloc((size_t)(p->B * p->T), sizeof(int32_t)), *y = calloc((size_t)(p->B * p->T), sizeof(int32_t));
-    TlInterp *it = NULL, *eit = NULL;
+    Exec it = {0}, eit = {0};
+    int exec_ready = 0;
     TlMetrics metrics = {0};
     int metrics_open = 0;
     TlProgress pbar;
@@ -229,8 +264,15 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
         goto done;
     }
     metrics_open = 1;
-    it = tl_interp_new(p->step);
-    eit = tl_interp_new(p->eval);
+    double tc = now_s();
+    int threads = (int)tl_args_int(args, "threads");
+    if (ex_init(&it, p->step, interp, threads, err, sizeof err) != 0 || ex_init(&eit, p->eval, interp, threads, err, sizeof err) != 0) {
+        fprintf(stderr, "tlc: compiling the training step: %s\n", err);
+        ex_free(&it);
+        goto done;
+    }
+    exec_ready = 1;
+    if (!interp) printf("compiled the step (%d graph nodes) and the evaluation in %.1f s\n", p->step->nnodes, now_s() - tc);
     printf("training '%s': %lld params, %zu tokens (%lld train, %lld validation), batch %lldx%lld, %lld steps\n",
            train->name, (long long)nparam_values, (size_t)all.n, (long long)tr.n, (long long)va.n, (long long)p->B,
            (long long)p->T, (long long)p->steps);
@@ -242,30 +284,30 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
     snprintf(ckdir, sizeof ckdir, "%s/ckpt", out);
     for (int64_t s = start; s < p->steps; s++) {
         tl_data_batch(&btrain, data_pos++, x, y);
-        tl_interp_set_raw(it, p->x, x, p->B * p->T);
-        tl_interp_set_raw(it, p->y, y, p->B * p->T);
+        ex_set_raw(&it, p->x, x, p->B * p->T);
+        ex_set_raw(&it, p->y, y, p->B * p->T);
         double sd = (double)s;
-        tl_interp_set(it, p->stepnum, &sd, 1);
+        ex_set(&it, p->stepnum, &sd, 1);
         if (p->seed_in >= 0) {
             int64_t k = p->seed * 1000003 + s;
-            tl_interp_set_raw(it, p->seed_in, &k, 1);
+            ex_set_raw(&it, p->seed_in, &k, 1);
         }
-        for (int i = 0; i < p->nparams; i++) tl_interp_set_raw(it, p->params[i].node, params[i].data, params[i].n);
-        for (int i = 0; i < p->nstates; i++) tl_interp_set_raw(it, p->states[i].input, states[i].data, states[i].n);
-        if (tl_interp_run(it) != 0) {
-            fprintf(stderr, "tlc: step %lld: %s\n", (long long)s, tl_interp_error(it));
+        for (int i = 0; i < p->nparams; i++) ex_set_raw(&it, p->params[i].node, params[i].data, params[i].n);
+        for (int i = 0; i < p->nstates; i++) ex_set_raw(&it, p->states[i].input, states[i].data, states[i].n);
+        if (ex_run(&it) != 0) {
+            fprintf(stderr, "tlc: step %lld: %s\n", (long long)s, ex_error(&it));
             goto done;
         }
-        double loss = tl_tensor_get(tl_interp_output(it, p->loss_out), 0);
-        double lr = tl_tensor_get(tl_interp_output(it, p->lr_out), 0);
+        double loss = tl_tensor_get(ex_output(&it, p->loss_out), 0);
+        double lr = tl_tensor_get(ex_output(&it, p->lr_out), 0);
         if (!isfinite(loss)) {
             fprintf(stderr, "tlc: step %lld: the loss is %g; stopping (lower --lr?)\n", (long long)s, loss);
             goto done;
         }
         for (int i = 0; i < p->nparams; i++)
-            if (p->param_out[i] >= 0) memcpy(params[i].data, tl_interp_output(it, p->param_out[i])->data, sizeof(float) * (size_t)params[i].n);
+            if (p->param_out[i] >= 0) memcpy(params[i].data, ex_output(&it, p->param_out[i])->data, sizeof(float) * (size_t)params[i].n);
         for (int i = 0; i < p->nstates; i++)
-            memcpy(states[i].data, tl_interp_output(it, p->state_out[i])->data, sizeof(float) * (size_t)states[i].n);
+            memcpy(states[i].data, ex_output(&it, p->state_out[i])->data, sizeof(float) * (size_t)states[i].n);
         tokens_since += p->B * p->T;
         int64_t done_steps = s + 1;
         int last = done_steps == p->steps;
@@ -273,7 +315,7 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
         int do_log = (p->log_every > 0 && done_steps % p->log_every == 0) || last || do_eval;
         double val = NAN;
         if (do_eval) {
-            val = evaluate(p, eit, &bval, params, eval_batches, x, y, err, sizeof err);
+            val = evaluate(p, &eit, &bval, params, eval_batches, x, y, err, sizeof err);
             if (isnan(val) && err[0]) {
                 fprintf(stderr, "tlc: %s\n", err);
                 goto done;
@@ -335,8 +377,10 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
 done:
     if (metrics_open) tl_metrics_close(&metrics);
     tl_ckpt_close(ck);
-    tl_interp_free(it);
-    tl_interp_free(eit);
+    if (exec_ready) {
+        ex_free(&it);
+        ex_free(&eit);
+    }
     for (int i = 0; i < p->nparams; i++) free(params[i].data);
     for (int i = 0; i < p->nstates; i++) free(states[i].data);
     free(params);

@@ -54,8 +54,9 @@ int tl_train_register_args(TlNode *train, TlArgs *args);
 TlTrainPlan *tl_train_plan(TlProgram *prog, TlNode *train, TlArgs *args);
 void tl_train_plan_free(TlTrainPlan *p);
 
-/* `tlc run --interp FILE -- ARGS`: parses ARGS (argv[0] is the program name), and trains.
- * Returns the process exit status. */
-int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv);
+/* `tlc run [--interp] FILE -- ARGS`: parses ARGS (argv[0] is the program name), and trains,
+ * through the reference interpreter (interp = 1) or JIT-compiled CPU code. Returns the
+ * process exit status. */
+int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv, int interp);
 
 #endif

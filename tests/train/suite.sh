@@ -74,3 +74,21 @@ fi
 # 7. --help lists the program's flags
 if "$TLC" run --interp $prog -- --help | grep -q -- "--steps"; then echo "PASS: train/help"
 else echo "FAIL: train/help"; fi
+
+# 8. the JIT-compiled step (tlc run) follows the interpreter's trajectory (fp32 rounding of
+#    a different summation order aside): losses within 1e-4 relative over 10 steps
+"$TLC" run $prog -- --out "$tmp/j" --steps 10 >"$tmp/j.log" 2>&1
+"$TLC" run --interp $prog -- --out "$tmp/i" --steps 10 >"$tmp/i.log" 2>&1
+if python3 - "$tmp/j/metrics.jsonl" "$tmp/i/metrics.jsonl" <<'PY'
+import json, sys
+j = [json.loads(l) for l in open(sys.argv[1])]
+i = [json.loads(l) for l in open(sys.argv[2])]
+assert len(j) == len(i) and len(j) >= 2, (len(j), len(i))
+for a, b in zip(j, i):
+    assert a["step"] == b["step"]
+    for k in ("loss", "lr", "val_loss"):
+        if k in b:
+            assert abs(a[k] - b[k]) <= 1e-4 * abs(b[k]) + 1e-6, (k, a, b)
+PY
+then echo "PASS: train/jit_matches_interp"
+else echo "FAIL: train/jit_matches_interp"; cat "$tmp/j.log" "$tmp/i.log"; fi
