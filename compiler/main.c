@@ -18,6 +18,8 @@
 #include <unistd.h>
 #include "ast.h"
 #include "cmd_tokenizer.h"
+#include "cpu/cpu.h"
+#include "loops.h"
 #include "diag.h"
 #include "graph.h"
 #include "lower.h"
@@ -57,6 +59,7 @@ typedef struct TlcOptions {
     const char *hparams;  /* --hparams "D=64 H=4" (a model's constructor) */
     const char *method;   /* --method (default forward) */
     const char *train;    /* --train NAME when a file has several train blocks */
+    const char *kernel;   /* --kernel NAME: one kernel of --emit=llvm|asm */
     TlSemaOptions sema;
 } TlcOptions;
 
@@ -93,9 +96,9 @@ static void print_help(FILE *out) {
         "                               ast       the syntax tree (typed after checking)\n"
         "                               graph     Graph IR: the train step, or --entry\n"
         "                               fused     Graph IR partitioned into kernels (planned)\n"
-        "                               loops     Loop IR (planned)\n"
-        "                               llvm      LLVM IR (planned)\n"
-        "                               asm       machine assembly (planned)\n"
+        "                               loops     Loop IR: kernels, loop nests, schedules\n"
+        "                               llvm      LLVM IR of every kernel (or --kernel NAME)\n"
+        "                               asm       host machine assembly (or --kernel NAME)\n"
         "                               ptx       NVPTX assembly (planned)\n"
         "                               schedule  the kernels' schedules (planned)\n"
         "  --dot                      with --emit=graph: Graphviz output (dot -Tsvg renders it)\n"
@@ -108,7 +111,9 @@ static void print_help(FILE *out) {
         "  --train NAME               which train block (when a file has several)\n"
         "  --parse-only               stop after parsing (check syntax only)\n"
         "  --target=cpu|cuda          code generation target, default cpu (planned)\n"
-        "  --cpu=NAME                 CPU to tune code for, default the host (planned)\n"
+        "  --cpu=NAME                 CPU to generate code for (e.g. znver5, skylake-avx512),\n"
+        "                             default the host\n"
+        "  --kernel NAME              with --emit=llvm|asm: only this kernel\n"
         "  --gpu-arch=SM              GPU architecture, e.g. sm_90 (planned)\n"
         "  -o FILE                    output file (build)\n"
         "  --interp                   run: through the reference interpreter (slow, exact)\n"
@@ -166,12 +171,13 @@ static int cmd_check(TlcOptions *o) {
     return EXIT_OK;
 }
 
-/* --emit=graph: the entry's graph (--entry), else the train block's step graph. */
-static int emit_graph(TlcOptions *o, TlProgram *prog) {
-    TlGraph *g = NULL;
-    TlLowered *l = NULL;
-    TlTrainPlan *plan = NULL;
-    TlArgs *targs = NULL;
+/* The graph a stage after the AST shows: the entry's (--entry), else the train block's
+ * step graph (with the flags' defaults). Fills *l or *plan, which the caller frees. */
+static TlGraph *graph_for_emit(TlcOptions *o, TlProgram *prog, TlLowered **l, TlTrainPlan **plan, TlArgs **targs,
+                               int *status) {
+    *l = NULL;
+    *plan = NULL;
+    *targs = NULL;
     if (o->entry) {
         TlLowerArg args[16], hp[16];
         char err[256];
@@ -179,39 +185,76 @@ static int emit_graph(TlcOptions *o, TlProgram *prog) {
         if (na < 0) usage_error("--args: %s", err);
         int nh = o->hparams ? tl_lower_parse_args(o->hparams, hp, 16, err, sizeof err) : 0;
         if (nh < 0) usage_error("--hparams: %s", err);
-        l = tl_lower_call(prog, o->entry, hp, nh, o->method, args, na);
+        *l = tl_lower_call(prog, o->entry, hp, nh, o->method, args, na);
         tl_lower_args_free(args, na);
         tl_lower_args_free(hp, nh);
-        if (!l) return EXIT_INPUT;
-        g = l->g;
-    } else {
-        TlNode *train = tl_train_find(prog, o->train);
-        if (!train) {
-            fprintf(stderr, "tlc: --emit=graph: %s; name a function with --entry NAME\n",
-                    o->train ? "no train block of that name" : "the file has no train block (or several: pick one with --train)");
-            return EXIT_USAGE;
+        if (!*l) {
+            *status = EXIT_INPUT;
+            return NULL;
         }
-        char err[256];
-        targs = tl_args_new("train", NULL);
-        if (tl_train_register_args(train, targs) < 0) {
-            tl_args_free(targs);
-            return EXIT_INPUT;
-        }
-        char *argv0[] = {"train", NULL};
-        if (tl_args_parse(targs, 1, argv0, stdout, err, sizeof err) != TL_ARGS_OK) usage_error("%s", err);
-        plan = tl_train_plan(prog, train, targs);
-        if (!plan) {
-            tl_args_free(targs);
-            return EXIT_INPUT;
-        }
-        g = plan->step;
+        return (*l)->g;
     }
-    if (o->dot) tl_graph_dot(stdout, g);
-    else tl_graph_print(stdout, g);
+    TlNode *train = tl_train_find(prog, o->train);
+    if (!train) {
+        fprintf(stderr, "tlc: --emit=%s: %s; name a function with --entry NAME\n", emit_names[o->emit],
+                o->train ? "no train block of that name" : "the file has no train block (or several: pick one with --train)");
+        *status = EXIT_USAGE;
+        return NULL;
+    }
+    char err[256];
+    *targs = tl_args_new("train", NULL);
+    if (tl_train_register_args(train, *targs) < 0) {
+        *status = EXIT_INPUT;
+        return NULL;
+    }
+    char *argv0[] = {"train", NULL};
+    if (tl_args_parse(*targs, 1, argv0, stdout, err, sizeof err) != TL_ARGS_OK) usage_error("%s", err);
+    *plan = tl_train_plan(prog, train, *targs);
+    if (!*plan) {
+        *status = EXIT_INPUT;
+        return NULL;
+    }
+    return (*plan)->step;
+}
+
+/* --emit=graph|loops|llvm|asm */
+static int emit_lowered(TlcOptions *o, TlProgram *prog) {
+    TlLowered *l;
+    TlTrainPlan *plan;
+    TlArgs *targs;
+    int status = EXIT_OK;
+    TlGraph *g = graph_for_emit(o, prog, &l, &plan, &targs, &status);
+    if (g) {
+        char err[512];
+        TlCpuOptions co = {.cpu = o->cpu, .opt_level = 3};
+        if (o->emit == EMIT_GRAPH) {
+            if (o->dot) tl_graph_dot(stdout, g);
+            else tl_graph_print(stdout, g);
+        } else if (o->emit == EMIT_LOOPS) {
+            TlLProgram *lp = tl_loops_lower(g, err, sizeof err);
+            if (!lp) {
+                fprintf(stderr, "tlc: --emit=loops: %s\n", err);
+                status = EXIT_INTERNAL;
+            } else {
+                tl_loops_print(stdout, lp);
+                tl_loops_free(lp);
+            }
+        } else {
+            char *text = o->emit == EMIT_LLVM ? tl_cpu_emit_llvm(g, &co, o->kernel, err, sizeof err)
+                                              : tl_cpu_emit_asm(g, &co, o->kernel, err, sizeof err);
+            if (!text) {
+                fprintf(stderr, "tlc: --emit=%s: %s\n", emit_names[o->emit], err);
+                status = EXIT_INPUT;
+            } else {
+                fputs(text, stdout);
+                free(text);
+            }
+        }
+    }
     tl_lowered_free(l);
     tl_train_plan_free(plan);
     tl_args_free(targs);
-    return EXIT_OK;
+    return status;
 }
 
 static int emit_stage(TlcOptions *o, const char *path) {
@@ -237,7 +280,10 @@ static int emit_stage(TlcOptions *o, const char *path) {
             tl_ast_print(stdout, ast->root);
         break;
     case EMIT_GRAPH:
-        if (status == EXIT_OK) status = emit_graph(o, prog);
+    case EMIT_LOOPS:
+    case EMIT_LLVM:
+    case EMIT_ASM:
+        if (status == EXIT_OK) status = emit_lowered(o, prog);
         break;
     default:
         fflush(stdout);
@@ -301,7 +347,7 @@ static const Command commands[] = {
 static const char *known_flags[] = {
     "--emit=", "--dot", "--parse-only", "--target=", "--cpu=", "--gpu-arch=", "-o", "--interp",
     "--stdlib", "-Werror", "-Wno-unused", "--max-errors", "--version", "--help", "--entry",
-    "--args", "--hparams", "--method", "--train",
+    "--args", "--hparams", "--method", "--train", "--kernel",
 };
 
 static int edit_distance(const char *a, const char *b) {
@@ -407,6 +453,8 @@ static void parse_args(int argc, char **argv, TlcOptions *o) {
             o->hparams = flag_value(argc, argv, &i, "--hparams");
         } else if (is_flag(a, "--method")) {
             o->method = flag_value(argc, argv, &i, "--method");
+        } else if (is_flag(a, "--kernel")) {
+            o->kernel = flag_value(argc, argv, &i, "--kernel");
         } else if (is_flag(a, "--train")) {
             o->train = flag_value(argc, argv, &i, "--train");
         } else if (strcmp(a, "--interp") == 0) {
