@@ -485,17 +485,19 @@ Value *lower_builtin(Lower *L, const char *name, Value **args, int nargs, const 
         if (args[0]->kind != V_STR) return lower_error(L, loc, "arg(): the name must be a string");
         if (!L->args) return args[1];
         const char *flag = args[0]->s;
+        Value *v = NULL;
         switch (args[1]->kind) {
-        case V_INT: return lv_int_c(L, tl_args_int(L->args, flag));
-        case V_FLOAT: return lv_float(L, tl_args_float(L->args, flag));
-        case V_BOOL: return lv_bool(L, tl_args_bool(L->args, flag));
-        case V_STR: {
-            Value *v = lv_new(L, V_STR);
+        case V_INT: v = lv_int_c(L, tl_args_int(L->args, flag)); break;
+        case V_FLOAT: v = lv_float(L, tl_args_float(L->args, flag)); break;
+        case V_BOOL: v = lv_bool(L, tl_args_bool(L->args, flag)); break;
+        case V_STR:
+            v = lv_new(L, V_STR);
             v->s = tl_arena_strdup(L->arena, tl_args_string(L->args, flag));
-            return v;
-        }
+            break;
         default: return lower_error(L, loc, "arg(): the default must be a number, a bool or a string");
         }
+        v->flag = tl_arena_strdup(L->arena, flag);
+        return v;
     }
     return lower_error(L, loc, "%s() is host code and cannot be used in tensor code", name);
 }

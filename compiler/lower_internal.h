@@ -50,6 +50,7 @@ struct Value {
     Module *mod;
     TlDType dtype;
     int64_t ival;
+    const char *flag; /* set when the value came from arg(flag, default) */
 };
 
 struct Env {

@@ -118,6 +118,7 @@ static int eval_pipeline(Lower *L, Env *env, TlNode *e, TlTrainPlan *p) {
     if (!strcmp(f, "text")) {
         if (n != 1 || a[0]->kind != V_STR) return lower_error(L, e->loc, "text() takes a path"), -1;
         p->data_path = strdup(a[0]->s);
+        p->flag_data = a[0]->flag ? strdup(a[0]->flag) : NULL;
     } else if (!strcmp(f, "tokenize")) {
         if (n != 1 || a[0]->kind != V_TOKENIZER) return lower_error(L, e->loc, "tokenize() takes a tokenizer"), -1;
         if (a[0]->ival != 256)
@@ -154,6 +155,11 @@ static double setting_float(Lower *L, Env *env, const char *name, double def) {
     if (lv_const_int(L, v, &c)) return (double)c;
     lower_error(L, (TlLoc){0}, "setting '%s' must be a number", name);
     return def;
+}
+
+static const char *setting_flag(Env *env, const char *name) {
+    Value *v = env_get(env, name);
+    return v && v->flag ? strdup(v->flag) : NULL;
 }
 
 /* Evaluates the train block's bindings into env (the model is instantiated, so its params
@@ -265,6 +271,12 @@ TlTrainPlan *tl_train_plan(TlProgram *prog, TlNode *train, TlArgs *args) {
         p->clip = setting_float(L, env, "clip", 0.0);
         Value *out = env_get(env, "out");
         p->out = strdup(out && out->kind == V_STR ? out->s : "out");
+        p->flag_steps = setting_flag(env, "steps");
+        p->flag_log_every = setting_flag(env, "log_every");
+        p->flag_eval_every = setting_flag(env, "eval_every");
+        p->flag_checkpoint_every = setting_flag(env, "checkpoint_every");
+        p->flag_seed = setting_flag(env, "seed");
+        p->flag_out = setting_flag(env, "out");
     }
     int loss = -1;
     if (!L->failed) loss = build_loss(L, env, p, &p->x, &p->y, loc);
@@ -288,15 +300,26 @@ TlTrainPlan *tl_train_plan(TlProgram *prog, TlNode *train, TlArgs *args) {
         int64_t c;
         if (base_lr && base_lr->kind == V_FLOAT) lr0 = base_lr->f;
         else if (lv_const_int(L, base_lr, &c)) lr0 = (double)c;
+        p->lr = lr0;
+        p->flag_lr = base_lr && base_lr->flag ? strdup(base_lr->flag) : NULL;
+        /* the peak rate and the step count are inputs, so a built program takes --lr and
+         * --steps at run time */
+        TlGShape scalar = tl_gshape_dims(0, NULL);
+        int lr_in = tl_g_input(g, "lr", TL_F32, scalar, loc);
+        int total = tl_g_input(g, "steps", TL_F32, scalar, loc);
         Value *sched = optim_fn(L, "warmup_cosine");
         if (sched && sched->kind == V_FUNC) {
-            Value *a[5] = {tensor_value(L, g, stepnum), lv_float(L, lr0), lv_float(L, (double)(p->warmup > 0 ? p->warmup : 0)),
-                           lv_float(L, (double)p->steps), lv_float(L, lr0 * 0.1)};
+            int lr_min = tl_g_mul(g, lr_in, tl_g_const(g, 0.1, TL_F32, scalar, loc), loc);
+            Value *a[5] = {tensor_value(L, g, stepnum), tensor_value(L, g, lr_in),
+                           lv_float(L, (double)(p->warmup > 0 ? p->warmup : 0)), tensor_value(L, g, total),
+                           tensor_value(L, g, lr_min)};
             Value *r = lower_call_value(L, sched, a, NULL, NULL, 5, 0, loc);
             lr = r ? lower_tensor(L, r, TL_F32, loc) : -1;
         } else {
-            lr = tl_g_const(g, lr0, TL_F32, tl_gshape_dims(0, NULL), loc);
+            lr = lr_in;
         }
+        p->lr_in = lr_in;
+        p->steps_in = total;
     }
     /* clipping by global norm: every gradient times min(1, clip / |g|) */
     if (!L->failed && p->clip > 0) {
@@ -400,6 +423,8 @@ TlTrainPlan *tl_train_plan(TlProgram *prog, TlNode *train, TlArgs *args) {
     p->x = remap[p->x];
     p->y = remap[p->y];
     p->stepnum = remap[p->stepnum];
+    p->lr_in = remap[p->lr_in];
+    p->steps_in = remap[p->steps_in];
     if (p->seed_in >= 0) p->seed_in = remap[p->seed_in];
     for (int i = 0; i < p->nparams; i++) p->params[i].node = remap[p->params[i].node];
     for (int i = 0; i < p->nstates; i++) p->states[i].input = remap[p->states[i].input];
@@ -436,6 +461,9 @@ void tl_train_plan_free(TlTrainPlan *p) {
     free(p->states);
     free(p->state_out);
     free((char *)p->data_path);
+    const char **flags[] = {&p->flag_steps, &p->flag_log_every, &p->flag_eval_every, &p->flag_checkpoint_every,
+                            &p->flag_seed, &p->flag_out, &p->flag_data, &p->flag_lr};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) free((char *)*flags[i]);
     free((char *)p->out);
     if (p->step) tl_graph_free(p->step);
     if (p->eval) tl_graph_free(p->eval);

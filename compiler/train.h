@@ -28,12 +28,18 @@ typedef struct TlTrainPlan {
     int64_t steps, log_every, eval_every, checkpoint_every, seed, warmup, grad_accum;
     double clip;
     const char *out;
+    double lr;                  /* the optimizer's peak learning rate */
+    /* the flags (arg names) the settings came from, NULL when written as values: an
+     * executable reads these at run time; every other flag is fixed when it is built */
+    const char *flag_steps, *flag_log_every, *flag_eval_every, *flag_checkpoint_every, *flag_seed,
+        *flag_out, *flag_data, *flag_lr;
     /* data: text(path) | tokenize(bytes) | batches(B, T) */
     const char *data_path;
     int64_t B, T, vocab;
     /* the step graph */
     TlGraph *step;
     int x, y, stepnum, seed_in; /* input nodes (seed_in: -1 when nothing is random) */
+    int lr_in, steps_in;        /* input nodes: the peak learning rate, the step count (f32) */
     TlParamInfo *params;        /* trainable params and buffers, with their step-graph nodes */
     int nparams;
     int *param_out;             /* output index of each param's new value (-1: unchanged) */
@@ -53,6 +59,12 @@ int tl_train_register_args(TlNode *train, TlArgs *args);
 /* Lowers the train block with the parsed flags. NULL after reporting errors. */
 TlTrainPlan *tl_train_plan(TlProgram *prog, TlNode *train, TlArgs *args);
 void tl_train_plan_free(TlTrainPlan *p);
+
+struct TlTrainerSpec;
+/* The runtime trainer's description of a plan (params, states, settings); free with
+ * tl_train_spec_free. -1 when a shape is not known. */
+int tl_train_spec(const TlTrainPlan *p, struct TlTrainerSpec *s);
+void tl_train_spec_free(struct TlTrainerSpec *s);
 
 /* `tlc run [--interp] FILE -- ARGS`: parses ARGS (argv[0] is the program name), and trains,
  * through the reference interpreter (interp = 1) or JIT-compiled CPU code. Returns the
