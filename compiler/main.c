@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "ast.h"
+#include "build.h"
 #include "cmd_tokenizer.h"
 #include "cpu/cpu.h"
 #include "loops.h"
@@ -83,7 +84,8 @@ static void print_help(FILE *out) {
         "\n"
         "commands:\n"
         "  check FILE...              parse and check files (names, types, shapes)\n"
-        "  build FILE -o EXE          compile to an executable (planned)\n"
+        "  build FILE -o EXE [-- FLAGS]  compile the train block to a standalone executable\n"
+        "                             (no LLVM needed to run it); FLAGS fix its sizes\n"
         "  run FILE [-- ARGS...]      compile the train block through LLVM (JIT) and train;\n"
         "                             ARGS are the program's flags (try: -- --help)\n"
         "  kernels FILE               list the generated kernels with their schedules (planned)\n"
@@ -322,6 +324,29 @@ static int cmd_run(TlcOptions *o) {
     return status;
 }
 
+static int cmd_build(TlcOptions *o) {
+    if (o->nfiles != 1) usage_error("build: needs exactly one .tl file (usage: tlc build FILE -o EXE [-- FLAGS])");
+    if (o->target && strcmp(o->target, "cpu") != 0) {
+        fprintf(stderr, "tlc: build: --target=%s is not implemented yet (cpu only)\n", o->target);
+        return EXIT_USAGE;
+    }
+    TlProgram *prog = tl_sema_check_file(o->files[0], &o->sema);
+    if (tl_diag_error_count()) {
+        print_error_summary();
+        tl_program_free(prog);
+        return EXIT_INPUT;
+    }
+    char *argv[1024];
+    int argc = 0;
+    argv[argc++] = (char *)"tlc build";
+    for (int i = 0; i < o->nrest && argc < 1023; i++) argv[argc++] = (char *)o->rest[i];
+    argv[argc] = NULL;
+    int status = tl_build_main(prog, o->train, o->output, o->cpu, argc, argv, o->files[0]);
+    if (tl_diag_error_count()) print_error_summary();
+    tl_program_free(prog);
+    return status;
+}
+
 static int cmd_planned(TlcOptions *o) {
     fprintf(stderr, "tlc: '%s' is not implemented yet (planned); see 'tlc --help'\n", o->command);
     return EXIT_USAGE;
@@ -334,7 +359,7 @@ typedef struct Command {
 
 static const Command commands[] = {
     {"check", cmd_check},
-    {"build", cmd_planned},
+    {"build", cmd_build},
     {"run", cmd_run},
     {"kernels", cmd_planned},
     {"tune", cmd_planned},

@@ -437,3 +437,21 @@ int tl_args_was_set(const TlArgs *a, const char *name) {
     const Arg *g = get(a, name);
     return g ? g->set : 0;
 }
+
+/* ---- iteration (for tools that re-emit a program's flags, e.g. tlc build) ---- */
+
+int tl_args_count(const TlArgs *a) { return a ? a->n : 0; }
+const char *tl_args_name_at(const TlArgs *a, int i) { return a && i >= 0 && i < a->n ? a->args[i].name : NULL; }
+TlArgKind tl_args_kind_at(const TlArgs *a, int i) { return a && i >= 0 && i < a->n ? a->args[i].kind : TL_ARG_STRING; }
+
+int tl_args_value_text(const TlArgs *a, int i, char *buf, size_t n) {
+    if (!a || i < 0 || i >= a->n || !n) return -1;
+    const Arg *g = &a->args[i];
+    switch (g->kind) {
+    case TL_ARG_INT: snprintf(buf, n, "%lld", (long long)g->i); break;
+    case TL_ARG_FLOAT: snprintf(buf, n, "%.17g", g->f); break;
+    case TL_ARG_BOOL: snprintf(buf, n, "%s", g->b ? "true" : "false"); break;
+    default: snprintf(buf, n, "%s", g->s ? g->s : ""); break;
+    }
+    return 0;
+}

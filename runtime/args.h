@@ -68,4 +68,11 @@ const char *tl_args_string(const TlArgs *a, const char *name); /* STRING or PATH
 int tl_args_bool(const TlArgs *a, const char *name);
 int tl_args_was_set(const TlArgs *a, const char *name); /* given on the command line */
 
+/* Iteration over the registered flags, in registration order: their names, kinds, and
+ * current values written as they would be on the command line. */
+int tl_args_count(const TlArgs *a);
+const char *tl_args_name_at(const TlArgs *a, int i);
+TlArgKind tl_args_kind_at(const TlArgs *a, int i);
+int tl_args_value_text(const TlArgs *a, int i, char *buf, size_t n);
+
 #endif

@@ -78,12 +78,10 @@ int tl_trainer_add_flags(TlArgs *a, char *err, size_t errlen) {
         {"threads", TL_ARG_INT, "0", "worker threads (0: $TL_THREADS, else all cores)"},
     };
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
-        char e[256];
-        if (tl_args_add(a, flags[i].name, flags[i].kind, flags[i].def, flags[i].help, e, sizeof e) != 0 &&
-            !strstr(e, "already")) {
-            snprintf(err, errlen, "%s", e);
-            return -1;
-        }
+        int have = 0; /* the program declared it itself (e.g. out = arg("out", ...)) */
+        for (int k = 0; k < tl_args_count(a); k++)
+            if (strcmp(tl_args_name_at(a, k), flags[i].name) == 0) have = 1;
+        if (!have && tl_args_add(a, flags[i].name, flags[i].kind, flags[i].def, flags[i].help, err, errlen) != 0) return -1;
     }
     return 0;
 }

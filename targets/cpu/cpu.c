@@ -461,6 +461,49 @@ char *tl_cpu_emit_asm(const TlGraph *g, const TlCpuOptions *o, const char *kerne
     return emit_text(g, o, kernel, 1, err, errn);
 }
 
+/* Prefixes every symbol the module defines for the outside (tl_main -> PREFIXmain with
+ * prefix "tl_step_", kernels, constant data), so several programs link into one binary. */
+static void prefix_symbols(LLVMModuleRef m, const char *prefix) {
+    char name[512];
+    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f)) {
+        if (LLVMIsDeclaration(f) || LLVMGetLinkage(f) != LLVMExternalLinkage) continue;
+        size_t n;
+        const char *old = LLVMGetValueName2(f, &n);
+        const char *rest = strncmp(old, "tl_", 3) == 0 ? old + 3 : old;
+        int len = snprintf(name, sizeof name, "%s%s", prefix, rest);
+        LLVMSetValueName2(f, name, (size_t)len);
+    }
+    for (LLVMValueRef g = LLVMGetFirstGlobal(m); g; g = LLVMGetNextGlobal(g)) {
+        if (LLVMIsDeclaration(g) || LLVMGetLinkage(g) != LLVMExternalLinkage) continue;
+        size_t n;
+        const char *old = LLVMGetValueName2(g, &n);
+        int len = snprintf(name, sizeof name, "%s%s", prefix, old);
+        LLVMSetValueName2(g, name, (size_t)len);
+    }
+}
+
+int tl_cpu_emit_object_as(const TlCpuProgram *p, const char *path, const char *prefix, char *err, int errn) {
+    LLVMTargetMachineRef tm = tl_cpu_target_machine(&p->target, 0, err, errn);
+    if (!tm) return -1;
+    LLVMContextRef ctx = LLVMContextCreate();
+    LLVMModuleRef m = build_module(ctx, p->lp, &p->target, tm, err, errn);
+    int rc = -1;
+    if (m) {
+        if (prefix) prefix_symbols(m, prefix);
+        char *msg = NULL;
+        if (LLVMTargetMachineEmitToFile(tm, m, (char *)path, LLVMObjectFile, &msg)) {
+            if (err) snprintf(err, (size_t)errn, "%s: cannot write the object: %s", path, msg ? msg : "");
+            LLVMDisposeMessage(msg);
+        } else {
+            rc = 0;
+        }
+        LLVMDisposeModule(m);
+    }
+    LLVMContextDispose(ctx);
+    LLVMDisposeTargetMachine(tm);
+    return rc;
+}
+
 int tl_cpu_emit_object(const TlCpuProgram *p, const char *path, char *err, int errn) {
     LLVMTargetMachineRef tm = tl_cpu_target_machine(&p->target, 0, err, errn);
     if (!tm) return -1;

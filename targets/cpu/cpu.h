@@ -68,6 +68,9 @@ char *tl_cpu_emit_llvm(const TlGraph *g, const TlCpuOptions *o, const char *kern
 char *tl_cpu_emit_asm(const TlGraph *g, const TlCpuOptions *o, const char *kernel, char *err, int errn);
 /* The program as a relocatable object (PIC) for the host, for linking with libtlrt.a. */
 int tl_cpu_emit_object(const TlCpuProgram *p, const char *path, char *err, int errn);
+/* The same with the exported symbols renamed: tl_main -> PREFIXmain, tl_sizes ->
+ * PREFIXsizes, each kernel tl_kN_op -> PREFIXkN_op (prefix e.g. "tl_step_"). */
+int tl_cpu_emit_object_as(const TlCpuProgram *p, const char *path, const char *prefix, char *err, int errn);
 
 /* The parallel-for the JIT-run programs use: runtime/pool.h static chunks over [0, n). */
 void tl_cpu_parfor(void *pool, TlCpuKernelFn k, void **bufs, const int64_t *syms, int64_t n);
