@@ -307,8 +307,20 @@ TlTrainPlan *tl_train_plan(TlProgram *prog, TlNode *train, TlArgs *args) {
         TlGShape scalar = tl_gshape_dims(0, NULL);
         int lr_in = tl_g_input(g, "lr", TL_F32, scalar, loc);
         int total = tl_g_input(g, "steps", TL_F32, scalar, loc);
-        Value *sched = optim_fn(L, "warmup_cosine");
-        if (sched && sched->kind == V_FUNC) {
+        /* schedule = "cosine" (the default: warmup then cosine decay to lr/10), "linear"
+         * (warmup then linear decay to 0), or "constant" */
+        Value *sv = env_get(env, "schedule");
+        const char *sname = sv && sv->kind == V_STR ? sv->s : "cosine";
+        if (strcmp(sname, "cosine") && strcmp(sname, "linear") && strcmp(sname, "constant"))
+            lower_error(L, loc, "schedule must be \"cosine\", \"linear\" or \"constant\", not \"%s\"", sname);
+        Value *sched = optim_fn(L, !strcmp(sname, "linear") ? "warmup_linear" : "warmup_cosine");
+        if (!strcmp(sname, "constant")) sched = NULL;
+        if (sched && sched->kind == V_FUNC && !strcmp(sname, "linear")) {
+            Value *a[4] = {tensor_value(L, g, stepnum), tensor_value(L, g, lr_in),
+                           lv_float(L, (double)(p->warmup > 0 ? p->warmup : 0)), tensor_value(L, g, total)};
+            Value *r = lower_call_value(L, sched, a, NULL, NULL, 4, 0, loc);
+            lr = r ? lower_tensor(L, r, TL_F32, loc) : -1;
+        } else if (sched && sched->kind == V_FUNC) {
             int lr_min = tl_g_mul(g, lr_in, tl_g_const(g, 0.1, TL_F32, scalar, loc), loc);
             Value *a[5] = {tensor_value(L, g, stepnum), tensor_value(L, g, lr_in),
                            lv_float(L, (double)(p->warmup > 0 ? p->warmup : 0)), tensor_value(L, g, total),
