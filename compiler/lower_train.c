@@ -54,7 +54,8 @@ static int register_in(TlNode *e, TlArgs *args, int *failed) {
             break;
         case TL_N_FLOAT:
             kind = TL_ARG_FLOAT;
-            snprintf(def, sizeof def, "%s%.17g", neg ? "-" : "", lit->fval);
+            /* 15 significant digits: 3e-4 shows as 0.0003, as written */
+            snprintf(def, sizeof def, "%s%.15g", neg ? "-" : "", lit->fval);
             break;
         case TL_N_BOOL:
             kind = TL_ARG_BOOL;
@@ -199,6 +200,10 @@ static Env *eval_bindings(Lower *L, TlNode *train, TlTrainPlan *p) {
     }
     return L->failed ? NULL : env;
 }
+
+/* The bindings alone (the data pipeline skipped), for other graphs of the same model, such
+ * as the sampling graphs of compiler/sample.c. */
+Env *lower_train_bindings(Lower *L, TlNode *train) { return eval_bindings(L, train, NULL); }
 
 static Value *call_method(Lower *L, Value *model, const char *method, Value **args, int n, TlLoc loc) {
     Value *m = env_get(model->inst->env, method);
