@@ -22,6 +22,7 @@
 #include "build.h"
 #include "cpu/cpu.h"
 #include "loops.h"
+#include "sample.h"
 #include "train.h"
 #include "trainer.h"
 
@@ -93,9 +94,129 @@ static void emit_ints(FILE *f, const char *name, const int *v, int n) {
     fprintf(f, "};\n");
 }
 
+/* `prog sample ...`: the sampling graphs of a model with a decode method (compiler/sample.h),
+ * compiled to objects with the prefixes tl_dec_ and tl_full_, and runtime/sampler's loop. */
+typedef struct SampleBuild {
+    const TlSamplePlan *p;
+    const TlCpuProgram *dec, *full;
+} SampleBuild;
+
+static void emit_sample(FILE *f, const SampleBuild *sb, const char *file) {
+    const TlSamplePlan *p = sb->p;
+    const TlLProgram *dl = tl_cpu_loops(sb->dec);
+    emit_desc(f, sb->dec, "tl_dec_", "decode");
+    emit_desc(f, sb->full, "tl_full_", "full");
+    fprintf(f, "#include \"sampler.h\"\nstatic const TlSamplerTensor sparams[] = {\n");
+    for (int i = 0; i < p->nparams; i++) {
+        fprintf(f, "    {");
+        cstr(f, p->params[i].name);
+        fprintf(f, ", %d, {", p->params[i].rank);
+        for (int k = 0; k < p->params[i].rank; k++) fprintf(f, "%s%lld", k ? "," : "", (long long)p->params[i].shape[k]);
+        fprintf(f, "}},\n");
+    }
+    fprintf(f, "    {0}};\n");
+    int *din = calloc((size_t)p->nparams + 1, sizeof(int)), *fin = calloc((size_t)p->nparams + 1, sizeof(int));
+    for (int i = 0; i < p->nparams; i++) {
+        din[i] = buf_of(sb->dec, p->params[i].dec_node);
+        fin[i] = buf_of(sb->full, p->params[i].full_node);
+    }
+    emit_ints(f, "dec_param_in", din, p->nparams);
+    emit_ints(f, "full_param_in", fin, p->nparams);
+    free(din);
+    free(fin);
+    int bsym = -1;
+    for (int i = 0; i < dl->nsyms; i++)
+        if (!strcmp(dl->syms[i], "B")) bsym = i;
+    int64_t cache1 = 1;
+    for (int i = 0; i < p->cache_rank; i++) cache1 *= p->cache_shape[i];
+    fprintf(f, "enum { SNPARAMS = %d, SV = %lld, SC = %lld, CACHE1 = %lld, BSYM = %d };\n", p->nparams, (long long)p->V,
+            (long long)p->C, (long long)cache1, bsym);
+    fprintf(f, "enum { DTOK = %d, DPOS = %d, DKC = %d, DVC = %d, DSEED = %d, DLOGITS = %d, DKC_OUT = %d, DVC_OUT = %d };\n",
+            buf_of(sb->dec, p->dec_tok), buf_of(sb->dec, p->dec_pos), buf_of(sb->dec, p->dec_kc), buf_of(sb->dec, p->dec_vc),
+            p->dec_seed >= 0 ? buf_of(sb->dec, p->dec_seed) : -1, buf_of(sb->dec, p->dec->outputs[0]),
+            buf_of(sb->dec, p->dec->outputs[1]), buf_of(sb->dec, p->dec->outputs[2]));
+    fprintf(f, "enum { FIDX = %d, FSEED = %d, FLOGITS = %d };\n", buf_of(sb->full, p->full_idx),
+            p->full_seed >= 0 ? buf_of(sb->full, p->full_seed) : -1, buf_of(sb->full, p->full->outputs[0]));
+    fprintf(f, "static const int64_t cache_shape[] = {");
+    for (int i = 0; i < p->cache_rank; i++) fprintf(f, "%s%lld", i ? "," : "", (long long)p->cache_shape[i]);
+    fprintf(f, "};\n\n");
+    fputs(
+        "typedef struct SCtx { TlRtProgram dec, full; TlPool *pool; int W, ready; int32_t pos; int32_t idx[SC]; } SCtx;\n\n"
+        "static int s_setup(void *c_, float **params, int W, char *err, size_t n) {\n"
+        "    SCtx *c = c_;\n"
+        "    static int64_t zero = 0;\n"
+        "    if (!c->ready && (tl_rt_program_init(&c->dec, &tl_dec_desc, c->pool, err, n) != 0 ||\n"
+        "                      tl_rt_program_init(&c->full, &tl_full_desc, c->pool, err, n) != 0)) return -1;\n"
+        "    if (c->ready && c->W != W) { snprintf(err, n, \"the beam width is fixed per run\"); return -1; }\n"
+        "    c->ready = 1;\n"
+        "    c->W = W;\n"
+        "    if (BSYM >= 0) c->dec.syms[BSYM] = W;\n"
+        "    for (int i = 0; i < SNPARAMS; i++) {\n"
+        "        if (dec_param_in[i] >= 0) tl_rt_set(&c->dec, dec_param_in[i], params[i]);\n"
+        "        if (full_param_in[i] >= 0) tl_rt_set(&c->full, full_param_in[i], params[i]);\n"
+        "    }\n"
+        "    if (DSEED >= 0) tl_rt_set(&c->dec, DSEED, &zero);\n"
+        "    if (FSEED >= 0) tl_rt_set(&c->full, FSEED, &zero);\n"
+        "    return 0;\n"
+        "}\n\n"
+        "static int s_full(void *c_, const int32_t *idx, int len, float *logits, char *err, size_t n) {\n"
+        "    SCtx *c = c_;\n"
+        "    memset(c->idx, 0, sizeof c->idx);\n"
+        "    memcpy(c->idx, idx, sizeof(int32_t) * (size_t)len);\n"
+        "    tl_rt_set(&c->full, FIDX, c->idx);\n"
+        "    if (tl_rt_run(&c->full, err, n) != 0) return -1;\n"
+        "    memcpy(logits, (float *)tl_rt_buf(&c->full, FLOGITS) + (size_t)(len - 1) * SV, sizeof(float) * SV);\n"
+        "    return 0;\n"
+        "}\n\n"
+        "static int s_decode(void *c_, const int32_t *tok, int pos, float *kc, float *vc, float *logits, char *err, size_t n) {\n"
+        "    SCtx *c = c_;\n"
+        "    size_t cn = sizeof(float) * (size_t)CACHE1 * (size_t)c->W;\n"
+        "    c->pos = pos;\n"
+        "    tl_rt_set(&c->dec, DTOK, (void *)tok); tl_rt_set(&c->dec, DPOS, &c->pos);\n"
+        "    tl_rt_set(&c->dec, DKC, kc); tl_rt_set(&c->dec, DVC, vc);\n"
+        "    if (tl_rt_run(&c->dec, err, n) != 0) return -1;\n"
+        "    memcpy(logits, tl_rt_buf(&c->dec, DLOGITS), sizeof(float) * SV * (size_t)c->W);\n"
+        "    if (tl_rt_buf(&c->dec, DKC_OUT) != kc) memmove(kc, tl_rt_buf(&c->dec, DKC_OUT), cn);\n"
+        "    if (tl_rt_buf(&c->dec, DVC_OUT) != vc) memmove(vc, tl_rt_buf(&c->dec, DVC_OUT), cn);\n"
+        "    return 0;\n"
+        "}\n\n"
+        "static void s_threads(void *c_, int n) {\n"
+        "    SCtx *c = c_;\n"
+        "    tl_pool_destroy(c->pool);\n"
+        "    c->pool = tl_pool_create(n);\n"
+        "    c->dec.pool = c->full.pool = c->pool;\n"
+        "}\n\n",
+        f);
+    char summary[512];
+    snprintf(summary, sizeof summary, "Generate text with the model of '%s' (built by tlc from %s; its sizes are fixed).",
+             p->name, file);
+    fprintf(f, "static int sample_main(int argc, char **argv) {\n    char err[1024];\n    TlArgs *a = tl_args_new(\"sample\", ");
+    cstr(f, summary);
+    fputs(");\n"
+          "    tl_sampler_add_flags(a, err, sizeof err);\n"
+          "    switch (tl_args_parse(a, argc, argv, stdout, err, sizeof err)) {\n"
+          "    case TL_ARGS_HELP: tl_args_free(a); return 0;\n"
+          "    case TL_ARGS_ERROR: fprintf(stderr, \"sample: %s\\n\", err); tl_args_free(a); return 2;\n"
+          "    }\n"
+          "    TlSamplerSpec s = {0};\n"
+          "    s.name = \"sample\"; s.V = SV; s.C = SC; s.params = sparams; s.nparams = SNPARAMS;\n"
+          "    s.cache_rank = (int)(sizeof cache_shape / sizeof cache_shape[0]);\n"
+          "    memcpy(s.cache_shape, cache_shape, sizeof cache_shape);\n"
+          "    static SCtx c;\n"
+          "    c.pool = tl_pool_create(0);\n"
+          "    TlSamplerBackend be = {&c, s_setup, s_full, s_decode, s_threads};\n"
+          "    int status = tl_sampler_main(&s, &be, a);\n"
+          "    if (c.ready) { tl_rt_program_free(&c.dec); tl_rt_program_free(&c.full); }\n"
+          "    tl_pool_destroy(c.pool);\n"
+          "    tl_args_free(a);\n"
+          "    return status;\n"
+          "}\n\n",
+          f);
+}
+
 /* The generated program: tables, the compiled backend and main(). */
 static int emit_main(const char *path, const TlTrainPlan *p, const TlTrainerSpec *spec, const TlCpuProgram *step,
-                     const TlCpuProgram *eval, const TlArgs *args, const char *file) {
+                     const TlCpuProgram *eval, const TlArgs *args, const char *file, const SampleBuild *sb) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
     fprintf(f, "/* Generated by tlc build from %s: the program's description for the runtime. */\n", file);
@@ -127,8 +248,8 @@ static int emit_main(const char *path, const TlTrainPlan *p, const TlTrainerSpec
     free(sin);
     free(sout);
     free(epin);
-    fprintf(f, "enum { NPARAMS = %d, NSTATES = %d, B = %lld, T = %lld };\n", p->nparams, p->nstates, (long long)p->B,
-            (long long)p->T);
+    fprintf(f, "enum { NPARAMS = %d, NSTATES = %d, B = %lld, T = %lld, ACC = %lld };\n", p->nparams, p->nstates,
+            (long long)p->B, (long long)p->T, (long long)p->accum);
     fprintf(f, "enum { X = %d, Y = %d, STEP = %d, LR = %d, STEPS = %d, SEED = %d, LOSS = %d, LR_OUT = %d };\n",
             buf_of(step, p->x), buf_of(step, p->y), buf_of(step, p->stepnum), buf_of(step, p->lr_in), buf_of(step, p->steps_in),
             p->seed_in >= 0 ? buf_of(step, p->seed_in) : -1, buf_of(step, p->step->outputs[p->loss_out]),
@@ -143,8 +264,8 @@ static int emit_main(const char *path, const TlTrainPlan *p, const TlTrainerSpec
         "                   float **params, float **states, double *loss, double *lr_used, char *err, size_t n) {\n"
         "    Ctx *c = c_;\n"
         "    TlRtProgram *p = &c->step;\n"
-        "    memcpy(c->x, x, sizeof(int32_t) * B * T);\n"
-        "    memcpy(c->y, y, sizeof(int32_t) * B * T);\n"
+        "    memcpy(c->x, x, sizeof(int32_t) * ACC * B * T);\n"
+        "    memcpy(c->y, y, sizeof(int32_t) * ACC * B * T);\n"
         "    c->stepnum = (float)step; c->lr = (float)lr; c->seed = seed;\n"
         "    tl_rt_set(p, X, c->x); tl_rt_set(p, Y, c->y); tl_rt_set(p, STEP, &c->stepnum);\n"
         "    if (LR >= 0) tl_rt_set(p, LR, &c->lr);\n"
@@ -181,8 +302,11 @@ static int emit_main(const char *path, const TlTrainPlan *p, const TlTrainerSpec
         "    c->step.pool = c->eval.pool = c->pool;\n"
         "}\n\n",
         f);
+    if (sb) emit_sample(f, sb, file);
     /* main: flags, the fixed ones checked, the settings read */
-    fprintf(f, "int main(int argc, char **argv) {\n    char err[1024];\n    TlArgs *a = tl_args_new(argv[0], ");
+    fprintf(f, "int main(int argc, char **argv) {\n");
+    if (sb) fprintf(f, "    if (argc > 1 && strcmp(argv[1], \"sample\") == 0) return sample_main(argc - 1, argv + 1);\n");
+    fprintf(f, "    char err[1024];\n    TlArgs *a = tl_args_new(argv[0], ");
     char summary[512];
     snprintf(summary, sizeof summary, "Train '%s' (built by tlc from %s).", p->name, file);
     cstr(f, summary);
@@ -260,12 +384,12 @@ static int emit_main(const char *path, const TlTrainPlan *p, const TlTrainerSpec
         fprintf(f, ";\n");
     }
     fputs("    s.val_frac = 0.1;\n"
-          "    s.B = B; s.T = T;\n"
+          "    s.B = B; s.T = T; s.accum = ACC;\n"
           "    s.params = params; s.nparams = NPARAMS; s.states = states; s.nstates = NSTATES;\n"
           "    Ctx c = {0};\n"
           "    c.pool = tl_pool_create(0);\n"
           "    c.steps = (float)s.steps;\n"
-          "    c.x = calloc(B * T, sizeof(int32_t)); c.y = calloc(B * T, sizeof(int32_t));\n"
+          "    c.x = calloc(ACC * B * T, sizeof(int32_t)); c.y = calloc(ACC * B * T, sizeof(int32_t));\n"
           "    if (tl_rt_program_init(&c.step, &tl_step_desc, c.pool, err, sizeof err) != 0 ||\n"
           "        tl_rt_program_init(&c.eval, &tl_eval_desc, c.pool, err, sizeof err) != 0) {\n"
           "        fprintf(stderr, \"%s: %s\\n\", argv[0], err);\n"
@@ -332,6 +456,9 @@ int tl_build_main(TlProgram *prog, const char *train_name, const char *out, cons
     TlTrainPlan *p = tl_train_plan(prog, train, args);
     TlTrainerSpec spec = {0};
     TlCpuProgram *step = NULL, *eval = NULL;
+    TlSamplePlan *sp = NULL; /* `prog sample`, when the model has a decode method */
+    SampleBuild sb = {0};
+    char sobjs[8600] = "";
     char tmp[] = "/tmp/tlc-build-XXXXXX";
     int have_tmp = 0;
     if (!p || tl_train_spec(p, &spec) < 0) goto done;
@@ -356,7 +483,23 @@ int tl_build_main(TlProgram *prog, const char *train_name, const char *out, cons
         fprintf(stderr, "tlc: build: %s\n", err);
         goto done;
     }
-    if (emit_main(mc, p, &spec, step, eval, args, file) != 0) {
+    if (tl_sample_available(prog, train, args)) {
+        sp = tl_sample_plan(prog, train, args);
+        if (!sp) goto done;
+        sb.p = sp;
+        sb.dec = tl_cpu_compile(sp->dec, &co, err, sizeof err);
+        sb.full = sb.dec ? tl_cpu_compile(sp->full, &co, err, sizeof err) : NULL;
+        char dobj[4200], fobj[4200];
+        snprintf(dobj, sizeof dobj, "%s/dec.o", tmp);
+        snprintf(fobj, sizeof fobj, "%s/full.o", tmp);
+        if (!sb.full || tl_cpu_emit_object_as(sb.dec, dobj, "tl_dec_", err, sizeof err) != 0 ||
+            tl_cpu_emit_object_as(sb.full, fobj, "tl_full_", err, sizeof err) != 0) {
+            fprintf(stderr, "tlc: build: the sampling graphs: %s\n", err);
+            goto done;
+        }
+        snprintf(sobjs, sizeof sobjs, "'%s' '%s'", dobj, fobj);
+    }
+    if (emit_main(mc, p, &spec, step, eval, args, file, sp ? &sb : NULL) != 0) {
         fprintf(stderr, "tlc: build: cannot write %s\n", mc);
         goto done;
     }
@@ -381,8 +524,8 @@ int tl_build_main(TlProgram *prog, const char *train_name, const char *out, cons
     /* link into a temporary name and rename, so a failed build never leaves a broken file */
     char tmpexe[4300];
     snprintf(tmpexe, sizeof tmpexe, "%s/a.out", tmp);
-    snprintf(cmd, sizeof cmd, "%s -std=c11 -O2 -D_GNU_SOURCE -I'%s' -o '%s' '%s' '%s' '%s' '%s' -lcjson -lpcre2-8 -lutf8proc -lm -lpthread",
-             cc, inc, tmpexe, mc, so, eo, lib);
+    snprintf(cmd, sizeof cmd, "%s -std=c11 -O2 -D_GNU_SOURCE -I'%s' -o '%s' '%s' '%s' '%s' %s '%s' -lcjson -lpcre2-8 -lutf8proc -lm -lpthread",
+             cc, inc, tmpexe, mc, so, eo, sobjs, lib);
     if (run_cmd(cmd) != 0) {
         fprintf(stderr, "tlc: build: compiling and linking failed: %s\n", cmd);
         goto done;
@@ -402,6 +545,9 @@ done:
     } else if (have_tmp) {
         fprintf(stderr, "tlc: build: kept %s\n", tmp);
     }
+    if (sb.dec) tl_cpu_free((TlCpuProgram *)sb.dec);
+    if (sb.full) tl_cpu_free((TlCpuProgram *)sb.full);
+    tl_sample_plan_free(sp);
     if (step) tl_cpu_free(step);
     if (eval) tl_cpu_free(eval);
     tl_train_spec_free(&spec);

@@ -156,9 +156,9 @@ static int import_value(Lower *L, ScanFrame *f, TlGraph *g, int id);
 
 /* Brings node `id` of graph `g` (the current graph or an enclosing one) into the current
  * graph: a scan body sees values from outside as invariant inputs. */
-static int import_into(Lower *L, ScanFrame *f, TlGraph *g, int id) {
+int lower_import(Lower *L, ScanFrame *f, TlGraph *g, int id) {
     if (!f || f->body == g) return id;
-    int outer = f->parent == g ? id : import_into(L, f->outer, g, id);
+    int outer = f->parent == g ? id : lower_import(L, f->outer, g, id);
     if (outer < 0) return -1;
     for (int i = 0; i < f->ninv; i++)
         if (f->inv_outer[i] == outer) return f->inv_inner[i];
@@ -176,7 +176,7 @@ static int import_into(Lower *L, ScanFrame *f, TlGraph *g, int id) {
     return inner;
 }
 
-static int import_value(Lower *L, ScanFrame *f, TlGraph *g, int id) { return import_into(L, f, g, id); }
+static int import_value(Lower *L, ScanFrame *f, TlGraph *g, int id) { return lower_import(L, f, g, id); }
 
 Value *lower_dim_tensor(Lower *L, TlGDim d, TlDType t, TlLoc loc) {
     int64_t c;

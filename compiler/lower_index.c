@@ -14,7 +14,6 @@ typedef struct Item {
     TlLoc loc;
 } Item;
 
-static int make_seq_input(Lower *L, int outer_id, int axis, TlLoc loc);
 
 /* x[t] with t the step variable of the innermost scan: the per-step slice of a sequence. */
 static Value *index_step(Lower *L, Value *base, Item *items, int n, int step_at, TlLoc loc) {
@@ -33,11 +32,11 @@ static Value *index_step(Lower *L, Value *base, Item *items, int n, int step_at,
     L->cur = saved_cur;
     L->scan = saved_scan;
     if (outer < 0) return NULL;
-    int inner = make_seq_input(L, outer, step_at, loc);
+    int inner = lower_seq_input(L, outer, step_at, loc);
     return inner < 0 ? NULL : lv_tensor(L, inner);
 }
 
-static int make_seq_input(Lower *L, int outer, int axis, TlLoc loc) {
+int lower_seq_input(Lower *L, int outer, int axis, TlLoc loc) {
     ScanFrame *f = L->scan;
     TlGraph *pg = f->parent;
     int src = outer;
@@ -286,7 +285,7 @@ Value *lower_scan(Lower *L, Env *env, TlNode *e) {
             int dummy = tl_g_const(parent, 0.0, TL_F32, tl_gshape_dims(1, T), e->loc);
             L->cur = f->body;
             L->scan = f;
-            make_seq_input(L, dummy, 0, e->loc);
+            lower_seq_input(L, dummy, 0, e->loc);
         }
         for (int i = 0; i < nout; i++) tl_graph_add_output(f->body, outs[i]);
         /* the body's arguments in the order scan expects: carries, sequences, invariants */

@@ -124,6 +124,11 @@ const TlGNode *lower_node(Lower *L, int id);
 Value *lower_expr(Lower *L, Env *env, TlNode *e);
 int lower_exec_stmt(Lower *L, Env *env, TlNode *stmt); /* -1 on error; `return` is an error */
 Value *lower_scan(Lower *L, Env *env, TlNode *e);
+/* Inside a scan being built (L->scan): node id of graph g (the scan's graph or an
+ * enclosing one) as a value of the body (an invariant input); outer node `outer` of the
+ * scan's parent graph, sliced along `axis` per step, as a body input (a sequence). */
+int lower_import(Lower *L, ScanFrame *f, TlGraph *g, int id);
+int lower_seq_input(Lower *L, int outer, int axis, TlLoc loc);
 Value *lower_index(Lower *L, Env *env, TlNode *e, Value *base);
 Value *lower_call_value(Lower *L, Value *callee, Value **args, const char **kwnames,
                         Value **kwvals, int nargs, int nkw, TlLoc loc);
@@ -138,6 +143,9 @@ Value *lower_dim_tensor(Lower *L, TlGDim d, TlDType t, TlLoc loc);
 Value *lower_builtin(Lower *L, const char *name, Value **args, int nargs, const char **kwnames,
                      Value **kwvals, int nkw, TlLoc loc);
 int lower_is_builtin(const char *name);
+
+/* lower_train.c: a train block's bindings evaluated into env (the model instantiated) */
+Env *lower_train_bindings(Lower *L, TlNode *train);
 
 /* lower_kernel.c */
 Value *lower_kernel_call(Lower *L, TlNode *kernel, Module *mod, Value **args, int nargs,

@@ -245,6 +245,74 @@ static int build_loss(Lower *L, Env *env, TlTrainPlan *p, int *x, int *y, TlLoc 
     return id;
 }
 
+/* Gradient accumulation over k micro-batches (x, y: i32[k, B, T]): one scan whose body
+ * computes a micro-batch's loss and its gradients and adds them to carried accumulators,
+ * so only one micro-batch's activations are alive at a time. Returns the mean loss and
+ * sets grads[i] to the mean gradients. */
+static int build_accum(Lower *L, Env *env, TlTrainPlan *p, int k, int n, const int *pnodes, int *grads, TlLoc loc) {
+    TlGraph *g = L->g;
+    TlGDim d[3] = {tl_gdim_const(g, k), tl_gdim_const(g, p->B), tl_gdim_const(g, p->T)};
+    p->x = tl_g_input(g, "x", TL_I32, tl_gshape_dims(3, d), loc);
+    p->y = tl_g_input(g, "y", TL_I32, tl_gshape_dims(3, d), loc);
+    Value *loss_fn = env_get(env, "loss");
+    if (!loss_fn || loss_fn->kind != V_FUNC) {
+        lower_error(L, loc, "the train block needs `fn loss(x: i32[B, T], y: i32[B, T]) -> f32`");
+        return -1;
+    }
+    ScanFrame *f = tl_arena_alloc(L->arena, sizeof *f);
+    f->parent = g;
+    f->body = tl_graph_new_body(g);
+    f->index_name = "";
+    TlGraph *body = f->body;
+    int *init = tl_arena_alloc(L->arena, sizeof(int) * (size_t)(n + 2));
+    int *carry = tl_arena_alloc(L->arena, sizeof(int) * (size_t)(n + 2));
+    TlGShape scalar = tl_gshape_dims(0, NULL);
+    for (int i = 0; i < n; i++) {
+        const TlGNode *pn = &g->nodes[pnodes[i]];
+        init[i] = tl_g_const(g, 0.0, pn->dtype, pn->shape, loc);
+        carry[i] = tl_g_input(body, tl_arena_printf(L->arena, "acc.%d", i), pn->dtype, pn->shape, loc);
+    }
+    init[n] = tl_g_const(g, 0.0, TL_F32, scalar, loc);
+    carry[n] = tl_g_input(body, "acc.loss", TL_F32, scalar, loc);
+    L->cur = body;
+    L->scan = f;
+    int xs = lower_seq_input(L, p->x, 0, loc), ys = lower_seq_input(L, p->y, 0, loc);
+    Value *args[2] = {tensor_value(L, body, xs), tensor_value(L, body, ys)};
+    Value *r = lower_call_value(L, loss_fn, args, NULL, NULL, 2, 0, loc);
+    int lb = r ? lower_tensor(L, r, TL_F32, loc) : -1;
+    int *pin = tl_arena_alloc(L->arena, sizeof(int) * (size_t)(n + 1));
+    int *gb = tl_arena_alloc(L->arena, sizeof(int) * (size_t)(n + 1));
+    int ok = lb >= 0 && !L->failed;
+    for (int i = 0; ok && i < n; i++) pin[i] = lower_import(L, f, g, pnodes[i]);
+    if (ok && tl_grad(body, lb, n, pin, gb) < 0) {
+        lower_error(L, loc, "internal: autodiff: %s", tl_graph_error(body));
+        ok = 0;
+    }
+    if (ok) {
+        for (int i = 0; i < n; i++) tl_graph_add_output(body, tl_g_add(body, carry[i], gb[i], loc));
+        tl_graph_add_output(body, tl_g_add(body, carry[n], lb, loc));
+        int m = 0;
+        for (int i = 0; i <= n; i++) body->inputs[m++] = carry[i];
+        for (int i = 0; i < f->nseq; i++) body->inputs[m++] = f->seq_inner[i];
+        for (int i = 0; i < f->ninv; i++) body->inputs[m++] = f->inv_inner[i];
+        if (m != body->ninputs) {
+            lower_error(L, loc, "internal: accumulation body has %d inputs, expected %d", body->ninputs, m);
+            ok = 0;
+        }
+    }
+    L->cur = g;
+    L->scan = NULL;
+    if (!ok) return -1;
+    int *res = tl_arena_alloc(L->arena, sizeof(int) * (size_t)(n + 2));
+    if (tl_g_scan(g, body, n + 1, init, f->nseq, f->seq_outer, f->ninv, f->inv_outer, 0, res, loc) < 0) {
+        lower_error(L, loc, "internal: %s", tl_graph_error(g));
+        return -1;
+    }
+    int kf = tl_g_const(g, (double)k, TL_F32, scalar, loc);
+    for (int i = 0; i < n; i++) grads[i] = tl_g_broadcast_binary(g, TL_GOP_DIV, res[i], kf, loc);
+    return tl_g_div(g, res[n], kf, loc);
+}
+
 static Value *optim_fn(Lower *L, const char *name) {
     for (int i = 0; i < L->nmods; i++)
         if (L->mods[i]->m->name && !strcmp(L->mods[i]->m->name, "optim")) return env_get(L->mods[i]->globals, name);
@@ -284,16 +352,23 @@ TlTrainPlan *tl_train_plan(TlProgram *prog, TlNode *train, TlArgs *args) {
         p->flag_out = setting_flag(env, "out");
     }
     int loss = -1;
-    if (!L->failed) loss = build_loss(L, env, p, &p->x, &p->y, loc);
     TlGraph *g = L->g;
-    /* gradients of the trainable params */
     int np = L->nparams;
     int *pnodes = calloc((size_t)np + 1, sizeof(int)), *grads = calloc((size_t)np + 1, sizeof(int));
     int ntrain = 0;
     for (int i = 0; i < np; i++)
         if (!L->params[i].buffer) pnodes[ntrain++] = L->params[i].node;
-    if (loss >= 0 && !L->failed && tl_grad(g, loss, ntrain, pnodes, grads) < 0)
-        lower_error(L, loc, "internal: autodiff: %s", tl_graph_error(g));
+    p->accum = p->grad_accum > 1 ? p->grad_accum : 1;
+    if (L->failed) {
+    } else if (p->accum > 1) {
+        /* the mean loss and gradients of accum micro-batches */
+        loss = build_accum(L, env, p, (int)p->accum, ntrain, pnodes, grads, loc);
+    } else {
+        loss = build_loss(L, env, p, &p->x, &p->y, loc);
+        /* gradients of the trainable params */
+        if (loss >= 0 && !L->failed && tl_grad(g, loss, ntrain, pnodes, grads) < 0)
+            lower_error(L, loc, "internal: autodiff: %s", tl_graph_error(g));
+    }
     /* schedule: lr(step) from optim.warmup_cosine, down to lr/10 at the last step */
     int stepnum = -1, lr = -1, t = -1;
     Value *base_lr = NULL;

@@ -60,8 +60,8 @@ static int gb_step(void *ctx, const int32_t *x, const int32_t *y, int64_t step, 
     const TlTrainPlan *p = b->p;
     Exec *e = &b->step;
     double sd = (double)step;
-    ex_set_raw(e, p->x, x, p->B * p->T);
-    ex_set_raw(e, p->y, y, p->B * p->T);
+    ex_set_raw(e, p->x, x, p->accum * p->B * p->T);
+    ex_set_raw(e, p->y, y, p->accum * p->B * p->T);
     ex_set(e, p->stepnum, &sd, 1);
     ex_set(e, p->lr_in, &lr, 1);
     ex_set(e, p->steps_in, &b->steps, 1);
@@ -133,6 +133,7 @@ int tl_train_spec(const TlTrainPlan *p, TlTrainerSpec *s) {
     s->val_frac = 0.1;
     s->B = p->B;
     s->T = p->T;
+    s->accum = p->accum;
     TlTrainerTensor *ps = calloc((size_t)p->nparams + 1, sizeof *ps), *ss = calloc((size_t)p->nstates + 1, sizeof *ss);
     s->params = ps;
     s->states = ss;

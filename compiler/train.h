@@ -36,6 +36,7 @@ typedef struct TlTrainPlan {
     /* data: text(path) | tokenize(bytes) | batches(B, T) */
     const char *data_path;
     int64_t B, T, vocab;
+    int64_t accum;              /* micro-batches per step (grad_accum); x, y are [accum, B, T] when > 1 */
     /* the step graph */
     TlGraph *step;
     int x, y, stepnum, seed_in; /* input nodes (seed_in: -1 when nothing is random) */

@@ -128,7 +128,9 @@ int tl_trainer_run(const TlTrainerSpec *s, const TlTrainerBackend *be, const TlA
     float **params = calloc((size_t)s->nparams + 1, sizeof *params);
     float **states = calloc((size_t)s->nstates + 1, sizeof *states);
     int64_t *pn = calloc((size_t)s->nparams + 1, sizeof *pn), *sn = calloc((size_t)s->nstates + 1, sizeof *sn);
-    int32_t *x = calloc((size_t)(s->B * s->T), sizeof(int32_t)), *y = calloc((size_t)(s->B * s->T), sizeof(int32_t));
+    int64_t accum = s->accum > 1 ? s->accum : 1;
+    int32_t *x = calloc((size_t)(accum * s->B * s->T), sizeof(int32_t));
+    int32_t *y = calloc((size_t)(accum * s->B * s->T), sizeof(int32_t));
     TlMetrics metrics = {0};
     int metrics_open = 0;
     TlProgress pbar;
@@ -192,16 +194,16 @@ int tl_trainer_run(const TlTrainerSpec *s, const TlTrainerBackend *be, const TlA
         goto done;
     }
     metrics_open = 1;
-    printf("training '%s' (%s): %lld params, %lld tokens (%lld train, %lld validation), batch %lldx%lld, %lld steps\n",
+    printf("training '%s' (%s): %lld params, %lld tokens (%lld train, %lld validation), batch %lldx%lld%s, %lld steps\n",
            s->name, s->backend, (long long)nvalues, (long long)all.n, (long long)tr.n, (long long)va.n, (long long)s->B,
-           (long long)s->T, (long long)s->steps);
+           (long long)s->T, accum > 1 ? " x accumulated micro-batches" : "", (long long)s->steps);
     fflush(stdout);
-    tl_progress_init(&pbar, stderr, s->steps, s->B * s->T, s->log_every > 0 ? s->log_every : 10);
+    tl_progress_init(&pbar, stderr, s->steps, accum * s->B * s->T, s->log_every > 0 ? s->log_every : 10);
     pbar.start_step = start;
     double t0 = now_s(), tlast = t0;
     int64_t tokens_since = 0;
     for (int64_t step = start; step < s->steps; step++) {
-        tl_data_batch(&btrain, data_pos++, x, y);
+        for (int64_t j = 0; j < accum; j++) tl_data_batch(&btrain, data_pos++, x + j * s->B * s->T, y + j * s->B * s->T);
         double loss, lr;
         int64_t key = s->seed * 1000003 + step; /* the step's Philox key: dropout masks */
         if (be->step(be->ctx, x, y, step, key, s->lr, params, states, &loss, &lr, err, sizeof err) != 0) {
@@ -212,7 +214,7 @@ int tl_trainer_run(const TlTrainerSpec *s, const TlTrainerBackend *be, const TlA
             fprintf(stderr, "error: step %lld: the loss is %g; stopping (lower --lr?)\n", (long long)step, loss);
             goto done;
         }
-        tokens_since += s->B * s->T;
+        tokens_since += accum * s->B * s->T;
         int64_t done_steps = step + 1;
         int last = done_steps == s->steps;
         int do_eval = (s->eval_every > 0 && done_steps % s->eval_every == 0) || last;

@@ -45,6 +45,8 @@ typedef struct TlTrainerSpec {
     const char *data_path; /* file or directory of text */
     double val_frac;       /* the validation split, e.g. 0.1 */
     int64_t B, T;          /* batch shape */
+    int64_t accum;         /* micro-batches per step (gradient accumulation); 0 or 1: none.
+                            * step() then gets x, y of accum * B * T ids, batch after batch */
     const TlTrainerTensor *params;
     int nparams;
     const TlTrainerTensor *states;
