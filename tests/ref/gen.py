@@ -308,18 +308,31 @@ def gpt_forward(p, idx, nl):
     return layer_norm(x, p["lnf.w"], p["lnf.b"]) @ p["wte"].T
 
 
-def case_gpt():
+GPT_LAYERS, GPT_T = 2, 7
+
+
+def gpt_case_inputs():
+    """The 2-layer GPT's weights and batch (shared by the gpt and gpt_train cases)."""
     rng = Rng("gpt")
-    nl, t = 2, 7
     p = {"wte": rng.randn(V, D, std=0.5), "wpe": rng.randn(C, D, std=0.5)}
-    for l in range(nl):
+    for l in range(GPT_LAYERS):
         init_block(rng, p, f"blocks.{l}.", D)
     init_ln(rng, p, "lnf", D)
+    idx = rng.randint(V, B, GPT_T)
+    targets = rng.randint(V, B, GPT_T)
+    return rng, p, idx, targets
+
+
+def gpt_loss(p, idx, targets):
+    logits = gpt_forward(p, idx, GPT_LAYERS)
+    return logits, F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
+
+
+def case_gpt():
+    rng, p, idx, targets = gpt_case_inputs()
+    nl, t = GPT_LAYERS, GPT_T
     p = leaves(p)
-    idx = rng.randint(V, B, t)
-    targets = rng.randint(V, B, t)
-    logits = gpt_forward(p, idx, nl)
-    loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
+    logits, loss = gpt_loss(p, idx, targets)
     g = grads(loss, p)
     save("gpt", "2-layer GPT: x = wte[idx] + wpe[0..T]; blocks.0, blocks.1 (pre-LN blocks); "
          "logits = lnf(x) @ wte^T (tied); loss = mean cross-entropy over all targets; "
@@ -375,6 +388,87 @@ def case_adamw():
           "weight_decay": "0.1"})
 
 
+GPT_TRAIN_HP = dict(lr=1e-2, b1=0.9, b2=0.95, eps=1e-8, wd=0.1)
+GPT_TRAIN_STEPS = 3
+
+
+def case_gpt_train():
+    """The gpt case's model and batch, then 3 AdamW steps on that same batch, the way a tl
+    train block takes them: constant lr, no clipping, decoupled weight decay only on params
+    of rank >= 2 (none on biases and LayerNorm weights), bias correction with t = 1, 2, 3."""
+    rng, p0, idx, targets = gpt_case_inputs()
+    hp = GPT_TRAIN_HP
+    p = leaves(p0)
+    logits, loss = gpt_loss(p, idx, targets)
+    g = grads(loss, p)
+    decays = {k: p0[k].dim() >= 2 for k in p0}
+
+    cur = {k: (p0[k], torch.zeros_like(p0[k]), torch.zeros_like(p0[k])) for k in p0}
+    losses = []
+    for step in range(1, GPT_TRAIN_STEPS + 1):
+        q = leaves({k: cur[k][0] for k in p0})
+        _, l = gpt_loss(q, idx, targets)
+        gs = grads(l, q)
+        losses.append(l.detach())
+        if step == 1:
+            for k in p0:
+                check(f"gpt_train grad {k}", gs["grad." + k], g["grad." + k], 0)
+        for k in p0:
+            wd = hp["wd"] if decays[k] else 0.0
+            cur[k] = adamw_step(cur[k][0], gs["grad." + k], cur[k][1], cur[k][2], step,
+                                hp["lr"], hp["b1"], hp["b2"], hp["eps"], wd)
+    n = GPT_TRAIN_STEPS
+    out = {}
+    for k in p0:
+        out[f"out.{n}.{k}"], out[f"m.{n}.{k}"], out[f"v.{n}.{k}"] = cur[k]
+
+    # cross-check with torch.optim.AdamW, two param groups (decay / no decay)
+    tp = {k: p0[k].clone().requires_grad_(True) for k in p0}
+    opt = torch.optim.AdamW(
+        [{"params": [tp[k] for k in p0 if decays[k]], "weight_decay": hp["wd"]},
+         {"params": [tp[k] for k in p0 if not decays[k]], "weight_decay": 0.0}],
+        lr=hp["lr"], betas=(hp["b1"], hp["b2"]), eps=hp["eps"])
+    for step in range(1, GPT_TRAIN_STEPS + 1):
+        opt.zero_grad()
+        _, l = gpt_loss(tp, idx, targets)
+        check(f"gpt_train loss {step}", l, losses[step - 1], 1e-12)
+        l.backward()
+        opt.step()
+    for k in p0:
+        st = opt.state[tp[k]]
+        got, want = tp[k].detach().clone(), out[f"out.{n}.{k}"].clone()
+        if k.endswith("attn.qkv.b"):
+            # The key bias (the middle third) has a zero gradient in exact arithmetic:
+            # softmax is invariant to adding q.b to a whole row of scores. So its gradient
+            # is rounding noise (~1e-17 here, ~1e-8 in fp32), and AdamW, dividing by
+            # sqrt(v) + eps, turns that noise into updates of up to lr per step: fp32 code
+            # (PyTorch's too) ends up to steps * lr away from this float64 reference there.
+            check(f"gpt_train grad {k} (key bias)", g["grad." + k][D:2 * D], torch.zeros(D), 1e-12)
+            check(f"gpt_train out {k} (key bias)", got[D:2 * D], want[D:2 * D], 1e-9)
+            got[D:2 * D] = want[D:2 * D] = 0
+        check(f"gpt_train out {k}", got, want, 1e-12)
+        check(f"gpt_train m {k}", st["exp_avg"], out[f"m.{n}.{k}"], 1e-12)
+        check(f"gpt_train v {k}", st["exp_avg_sq"], out[f"v.{n}.{k}"], 1e-12)
+        moved = (out[f"out.{n}.{k}"] - p0[k]).abs().max() / p0[k].abs().max()
+        assert moved > 1e-3, f"gpt_train: {k} barely moved ({moved})"
+
+    save("gpt_train", "the gpt case (same weights, same batch: idx, targets) and 3 AdamW "
+         "steps on that batch: logits, loss, grad.<param> at the initial params; losses [3] "
+         "the loss before each step; out.3.<param>, m.3.<param>, v.3.<param> the params and "
+         "moments after step 3. AdamW (PyTorch semantics): constant lr, no clipping, "
+         "moments start at 0, bias correction with t = 1, 2, 3, decoupled weight decay only "
+         "on params of rank >= 2 (none on biases, LayerNorm weights)", rng,
+         {**p0, "idx": idx, "targets": targets, "logits": logits, "loss": loss, **g,
+          "losses": torch.stack(losses), **out},
+         {"V": str(V), "C": str(C), "D": str(D), "H": str(H), "L": str(GPT_LAYERS),
+          "B": str(B), "T": str(GPT_T), "steps": str(GPT_TRAIN_STEPS), "lr": "1e-2",
+          "beta1": "0.9", "beta2": "0.95", "eps": "1e-8", "weight_decay": "0.1",
+          "weight_decay_on": "params of rank >= 2", "schedule": "constant", "clip": "none",
+          "noise_only": "out.3.blocks.*.attn.qkv.b[16:32] (the key bias: zero gradient in exact "
+          "arithmetic, so its AdamW update is the sign of rounding noise; fp32 code may differ "
+          "there by up to steps * lr)"})
+
+
 def main():
     case_layer_norm()
     case_softmax("softmax", lambda x: (x - x.amax(-1, keepdim=True).detach()).exp()
@@ -390,6 +484,7 @@ def main():
     case_lstm()
     case_gpt()
     case_adamw()
+    case_gpt_train()
 
 
 if __name__ == "__main__":
