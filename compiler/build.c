@@ -190,7 +190,7 @@ static void emit_sample(FILE *f, const SampleBuild *sb, const char *file) {
     char summary[512];
     snprintf(summary, sizeof summary, "Generate text with the model of '%s' (built by tlc from %s; its sizes are fixed).",
              p->name, file);
-    fprintf(f, "static int sample_main(int argc, char **argv) {\n    char err[1024];\n    TlArgs *a = tl_args_new(\"sample\", ");
+    fprintf(f, "static int sample_main(int argc, char **argv, const char *prog) {\n    char err[1024];\n    TlArgs *a = tl_args_new(\"sample\", ");
     cstr(f, summary);
     fputs(");\n"
           "    tl_sampler_add_flags(a, err, sizeof err);\n"
@@ -199,7 +199,7 @@ static void emit_sample(FILE *f, const SampleBuild *sb, const char *file) {
           "    case TL_ARGS_ERROR: fprintf(stderr, \"sample: %s\\n\", err); tl_args_free(a); return 2;\n"
           "    }\n"
           "    TlSamplerSpec s = {0};\n"
-          "    s.name = \"sample\"; s.V = SV; s.C = SC; s.params = sparams; s.nparams = SNPARAMS;\n"
+          "    s.name = prog; s.V = SV; s.C = SC; s.params = sparams; s.nparams = SNPARAMS;\n"
           "    s.cache_rank = (int)(sizeof cache_shape / sizeof cache_shape[0]);\n"
           "    memcpy(s.cache_shape, cache_shape, sizeof cache_shape);\n"
           "    static SCtx c;\n"
@@ -305,7 +305,7 @@ static int emit_main(const char *path, const TlTrainPlan *p, const TlTrainerSpec
     if (sb) emit_sample(f, sb, file);
     /* main: flags, the fixed ones checked, the settings read */
     fprintf(f, "int main(int argc, char **argv) {\n");
-    if (sb) fprintf(f, "    if (argc > 1 && strcmp(argv[1], \"sample\") == 0) return sample_main(argc - 1, argv + 1);\n");
+    if (sb) fprintf(f, "    if (argc > 1 && strcmp(argv[1], \"sample\") == 0) return sample_main(argc - 1, argv + 1, argv[0]);\n");
     fprintf(f, "    char err[1024];\n    TlArgs *a = tl_args_new(argv[0], ");
     char summary[512];
     snprintf(summary, sizeof summary, "Train '%s' (built by tlc from %s).", p->name, file);

@@ -26,6 +26,7 @@
 #include "lower.h"
 #include "sema.h"
 #include "source.h"
+#include "sample.h"
 #include "train.h"
 
 #define TL_VERSION "0.1.0"
@@ -54,6 +55,7 @@ typedef struct TlcOptions {
     const char *gpu_arch;
     const char *output;   /* -o */
     int interp;
+    int sample;           /* run --sample: decode from a checkpoint instead of training */
     int parse_only;
     const char *entry;    /* --entry: the function or model to lower for --emit=graph */
     const char *call_args;/* --args "x:f32[B,T,D] eps=1e-5" */
@@ -119,6 +121,9 @@ static void print_help(FILE *out) {
         "  --gpu-arch=SM              GPU architecture, e.g. sm_90 (planned)\n"
         "  -o FILE                    output file (build)\n"
         "  --interp                   run: through the reference interpreter (slow, exact)\n"
+        "  --sample                   run: generate text from a checkpoint of the train\n"
+        "                             block's model (-- --ckpt DIR --prompt TEXT ...; see\n"
+        "                             docs/sampling.md)\n"
         "  --stdlib DIR               where `import nn` looks (default $TL_STDLIB, else\n"
         "                             the stdlib/ next to tlc)\n"
         "  -Werror                    treat warnings as errors\n"
@@ -318,7 +323,8 @@ static int cmd_run(TlcOptions *o) {
     argv[argc++] = (char *)o->files[0];
     for (int i = 0; i < o->nrest && argc < 1023; i++) argv[argc++] = (char *)o->rest[i];
     argv[argc] = NULL;
-    int status = tl_train_main(prog, o->train, argc, argv, o->interp);
+    int status = o->sample ? tl_sample_main(prog, o->train, argc, argv, o->interp)
+                           : tl_train_main(prog, o->train, argc, argv, o->interp);
     if (tl_diag_error_count()) print_error_summary();
     tl_program_free(prog);
     return status;
@@ -370,7 +376,7 @@ static const Command commands[] = {
 /* ---- the command line ---- */
 
 static const char *known_flags[] = {
-    "--emit=", "--dot", "--parse-only", "--target=", "--cpu=", "--gpu-arch=", "-o", "--interp",
+    "--emit=", "--dot", "--parse-only", "--target=", "--cpu=", "--gpu-arch=", "-o", "--interp", "--sample",
     "--stdlib", "-Werror", "-Wno-unused", "--max-errors", "--version", "--help", "--entry",
     "--args", "--hparams", "--method", "--train", "--kernel",
 };
@@ -484,6 +490,8 @@ static void parse_args(int argc, char **argv, TlcOptions *o) {
             o->train = flag_value(argc, argv, &i, "--train");
         } else if (strcmp(a, "--interp") == 0) {
             o->interp = 1;
+        } else if (strcmp(a, "--sample") == 0) {
+            o->sample = 1;
         } else if (is_flag(a, "--stdlib")) {
             o->sema.stdlib_dir = flag_value(argc, argv, &i, "--stdlib");
         } else if (strcmp(a, "-Werror") == 0) {

@@ -237,6 +237,14 @@ static const TlType *list_elems(Sema *S, TlNode *n, const char *fname, int *coun
         *elems = t->elems;
         return t;
     }
+    if (t->kind == TL_T_LIST) {
+        /* a list value: its element type stands for every element (the caller takes the
+         * length from t->val); an unknown one (after an error) stays quiet */
+        if (bad(t->elems[0])) return NULL;
+        *count = 1;
+        *elems = t->elems;
+        return t;
+    }
     FMT(b, t);
     tl_error(n->loc, "'%s' needs a list of tensors, like [a, b], not %s", fname, b);
     return NULL;
@@ -245,7 +253,10 @@ static const TlType *list_elems(Sema *S, TlNode *n, const char *fname, int *coun
 static const TlType *concat_stack(Sema *S, TlNode *call, const char *fname, TlNode **slot, int stack) {
     int n = 0;
     const TlType **el = NULL;
-    if (!list_elems(S, slot[0], fname, &n, &el) || n == 0) return tl_type_error();
+    const TlType *lt = list_elems(S, slot[0], fname, &n, &el);
+    if (!lt || n == 0) return tl_type_error();
+    /* a list value (not a literal) of unknown length gives an unknown size on the axis */
+    const TlDim *listlen = slot[0]->kind != TL_N_LIST && lt->kind == TL_T_LIST ? (lt->val ? lt->val : tl_dim_dyn()) : NULL;
     const TlType *first = NULL;
     for (int i = 0; i < n; i++) {
         if (bad(el[i])) return el[i];
@@ -291,7 +302,7 @@ static const TlType *concat_stack(Sema *S, TlNode *call, const char *fname, TlNo
     }
     int m = 0;
     for (int k = 0; k <= first->rank; k++) {
-        if (k == ax) dims[m++] = stack ? tl_dim_const(S->arena, n) : total;
+        if (k == ax) dims[m++] = stack ? (listlen ? listlen : tl_dim_const(S->arena, n)) : listlen ? tl_dim_dyn() : total;
         if (k < first->rank && !(k == ax && !stack)) dims[m++] = first->dims[k];
     }
     return tl_type_tensor(S->arena, first->dtype, m, dims);

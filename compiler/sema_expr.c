@@ -253,6 +253,12 @@ static const TlType *binary_types(Sema *S, TlNode *e, TlOp op, const TlType *x, 
         if (x->kind == TL_T_INT && y->kind == TL_T_INT) return int_arith(S, e, op, x, y);
         return float_arith(S, op, x, y);
     }
+    if (op == TL_OP_ADD && x->kind == TL_T_LIST && y->kind == TL_T_LIST) {
+        /* list concatenation (ks = ks + [k] in an unrolled loop): the element type of the
+         * non-empty side; the length is not tracked, since a loop body is checked once */
+        const TlType *el = tl_type_is_error(x->elems[0]) ? y->elems[0] : x->elems[0];
+        return tl_type_list(S->arena, el, NULL);
+    }
     if (x->kind == TL_T_STR && y->kind == TL_T_STR) {
         if (op == TL_OP_ADD) return tl_type_str(S->arena, NULL);
         if (op == TL_OP_EQ || op == TL_OP_NE) return tl_type_bool(S->arena, 0, 0);

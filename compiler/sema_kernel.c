@@ -451,7 +451,7 @@ void sema_check_tokenizer(Sema *S, TlNode *t, Sym *sym) {
 /* ---- train ---- */
 
 static const char *settings[] = {"steps", "log_every", "eval_every", "checkpoint_every", "out",
-                                 "seed", "grad_accum", "clip", "warmup"};
+                                 "seed", "grad_accum", "clip", "warmup", "schedule"};
 static const char *bindings[] = {"data", "eval_data", "model", "opt", "trainable"};
 #define NSETTINGS ((int)(sizeof settings / sizeof *settings))
 
@@ -464,7 +464,7 @@ static void check_setting(TlNode *st, const char *name, const TlType *t) {
     if (tl_type_is_error(t) || t->kind == TL_T_HOST) return;
     int ok = 1;
     const char *want = "an int";
-    if (!strcmp(name, "out")) ok = t->kind == TL_T_STR, want = "a string";
+    if (!strcmp(name, "out") || !strcmp(name, "schedule")) ok = t->kind == TL_T_STR, want = "a string";
     else if (!strcmp(name, "clip")) ok = tl_type_is_scalar_number(t), want = "a number";
     else if (!strcmp(name, "model")) ok = t->kind == TL_T_INSTANCE, want = "a model instance";
     else if (!strcmp(name, "opt")) ok = t->kind == TL_T_INSTANCE, want = "an optimizer (a model instance)";
