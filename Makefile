@@ -32,13 +32,18 @@ CPU_SRC := $(wildcard targets/cpu/*.c)
 CPU_OBJ := $(CPU_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_OBJ += $(CPU_OBJ)
 $(CPU_OBJ): CFLAGS += $(shell $(LLVM_CONFIG) --cflags)
-LLVM_LDLIBS := $(shell $(LLVM_CONFIG) --ldflags --libs core orcjit native passes 2>/dev/null)
+# The NVPTX back end (targets/nvptx/*.c) likewise; runtime/cuda.c dlopens the driver.
+NVPTX_SRC := $(wildcard targets/nvptx/*.c)
+NVPTX_OBJ := $(NVPTX_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ += $(NVPTX_OBJ)
+$(NVPTX_OBJ): CFLAGS += $(shell $(LLVM_CONFIG) --cflags)
+LLVM_LDLIBS := $(shell $(LLVM_CONFIG) --ldflags --libs core orcjit native passes nvptx linker bitreader 2>/dev/null)
 RT_OBJ  := $(RT_SRC:%.c=$(BUILD)/obj/%.o)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-long test-asan demo bench clean fuzz
+.PHONY: all deps test test-long test-asan demo bench bench-bin clean fuzz
 all: $(BUILD)/tlc
 
 deps:
@@ -99,6 +104,21 @@ demo: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- benchmarks (make bench; never part of make test): bench/run.sh, bench/README.md ----
+# OpenBLAS is the yardstick only (bench/gemm links it; tl programs never do).
+$(BUILD)/bench/peak: bench/peak.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpthread
+
+$(BUILD)/bench/gemm: bench/gemm.c $(BUILD)/libtlc.a $(BUILD)/libtlrt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libtlc.a $(BUILD)/libtlrt.a $(LDLIBS) $(LLVM_LDLIBS) -lopenblas
+
+bench-bin: $(BUILD)/bench/peak $(BUILD)/bench/gemm
+
+bench:
+	@BUILD=$(BUILD) bash bench/run.sh
 
 # ---- fuzzing (tests/fuzz/suite.sh): libFuzzer over the front end --------------------
 # Everything is rebuilt with clang and sanitizers into $(BUILD)/fuzz/obj. Sema is fuzzed

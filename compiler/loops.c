@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_detect.h"
+#include "fuse.h"
 #include "interp.h"
 
 #define GROW(arr, n, cap)                                                           \
@@ -237,6 +239,7 @@ typedef struct Lower {
     int depth;
     int host;           /* the host loop being appended to (-1: the entry list) */
     TlLKernel *k;       /* the kernel being built */
+    const TlFusion *fz; /* the partition of g when lowering with fusion, else NULL */
 } Lower;
 
 static int lerr(Lower *L, int node, const char *fmt, ...) {
@@ -510,7 +513,89 @@ static int lower_reduce(Lower *L, int id) {
     return 0;
 }
 
-/* out[o..] = sum over the summed letters of a[..] * b[..] (accumulated in f64 / i64). */
+/* ---- matmul contractions as TlLGemm ----
+ * Letters of a two-operand contraction fall in four classes: batch (in a, b and out), m (a
+ * and out), n (b and out), k (a and b). The contraction is a batched matmul when each
+ * class's letters form one contiguous run, in one order, in every tensor holding them
+ * (so the run is one merged axis with one stride: the tensors are row-major), k is not
+ * empty, and out's last letter is an n letter (or an m one: then A and B swap roles). */
+enum { GB, GM, GN, GK };
+
+static int letter_class(const TlContractSpec *cs, char l) {
+    int ia = memchr(cs->in[0], l, (size_t)cs->rank[0]) != NULL, ib = memchr(cs->in[1], l, (size_t)cs->rank[1]) != NULL;
+    int io = memchr(cs->out, l, (size_t)cs->out_rank) != NULL;
+    if (ia && ib) return io ? GB : GK;
+    if (io) return ia ? GM : GN;
+    return -1; /* summed over one operand only */
+}
+
+typedef struct GemmView { const char *let; int rank; int dims[TL_MAX_RANK]; } GemmView;
+
+/* The merged axis of letters run[0..n) in view v: its stride (an expr; 0 when the class is
+ * absent from v), or -1 when the letters are not one contiguous run in that order. */
+static int run_stride(Lower *L, const GemmView *v, const char *run, int n) {
+    int pos = -1, found = 0;
+    for (int j = 0; j < n; j++) {
+        const char *q = memchr(v->let, run[j], (size_t)v->rank);
+        if (!q) continue;
+        int at = (int)(q - v->let);
+        if (found && at != pos + 1) return -1;
+        pos = at, found++;
+    }
+    if (!found) return tl_loops_int(L->p, TL_LT_I64, 0);
+    if (found != n) return -1;
+    int s = tl_loops_int(L->p, TL_LT_I64, 1);
+    for (int j = pos + 1; j < v->rank; j++) s = tl_loops_bin(L->p, TL_LOP_MUL, s, v->dims[j]);
+    return s;
+}
+
+static void match_gemm(Lower *L, int id, TlLKernel *k, const TlContractSpec *cs) {
+    const TlGNode *n = &L->g->nodes[id];
+    TlLProgram *p = L->p;
+    if (cs->nin != 2 || cs->out_rank == 0 || n->dtype != TL_F32) return;
+    const TlGNode *x[2] = {&L->g->nodes[n->in[0]], &L->g->nodes[n->in[1]]};
+    if (x[0]->dtype != TL_F32 || x[1]->dtype != TL_F32) return;
+    char run[4][2 * TL_MAX_RANK];
+    int nrun[4] = {0, 0, 0, 0}, size[4];
+    for (int c = 0; c < 4; c++) size[c] = tl_loops_int(p, TL_LT_I64, 1);
+    GemmView v[3] = {{cs->in[0], cs->rank[0], {0}}, {cs->in[1], cs->rank[1], {0}}, {cs->out, cs->out_rank, {0}}};
+    shape_dims(L, &x[0]->shape, v[0].dims);
+    shape_dims(L, &x[1]->shape, v[1].dims);
+    shape_dims(L, &n->shape, v[2].dims);
+    for (int t = 0; t < 2; t++)
+        for (int j = 0; j < cs->rank[t]; j++) {
+            char l = cs->in[t][j];
+            int c = letter_class(cs, l);
+            if (c < 0) return;
+            if (memchr(run[c], l, (size_t)nrun[c])) continue;
+            run[c][nrun[c]++] = l;
+            size[c] = tl_loops_bin(p, TL_LOP_MUL, size[c], v[t].dims[j]);
+        }
+    if (!nrun[GK]) return;
+    int last = letter_class(cs, cs->out[cs->out_rank - 1]);
+    if (last != GM && last != GN) return;
+    int st[3][4]; /* per view, per class */
+    for (int t = 0; t < 3; t++)
+        for (int c = 0; c < 4; c++)
+            if ((st[t][c] = run_stride(L, &v[t], run[c], nrun[c])) < 0) return;
+    int A = last == GN ? 0 : 1, B = 1 - A, M = last == GN ? GM : GN, N = last == GN ? GN : GM;
+    TlGemmBlocking bl = tl_host_gemm_blocking(tl_host_cpu());
+    TlLGemm *g = &k->gemm;
+    g->on = 1;
+    g->a = L->nbuf[n->in[A]], g->b = L->nbuf[n->in[B]], g->c = L->nbuf[id];
+    g->batch = size[GB], g->m = size[M], g->n = size[N], g->k = size[GK];
+    g->sa_b = st[A][GB], g->sa_m = st[A][M], g->sa_k = st[A][GK];
+    g->sb_b = st[B][GB], g->sb_k = st[B][GK], g->sb_n = st[B][N];
+    g->sc_b = st[2][GB], g->sc_m = st[2][M];
+    g->mr = bl.mr, g->nr = bl.nr, g->kc = bl.kc, g->mc = bl.mc, g->nc = bl.nc, g->ku = bl.ku;
+    g->prefetch = bl.prefetch;
+    int mr = tl_loops_int(p, TL_LT_I64, g->mr);
+    int panels = tl_loops_bin(p, TL_LOP_IDIV, tl_loops_bin(p, TL_LOP_ADD, g->m, tl_loops_int(p, TL_LT_I64, g->mr - 1)), mr);
+    g->par_extent = tl_loops_bin(p, TL_LOP_MUL, g->batch, panels);
+}
+
+/* out[o..] = sum over the summed letters of a[..] * b[..] (accumulated in f64 / i64). A
+ * matmul also gets a TlLGemm (match_gemm) that fast back ends compile instead. */
 static int lower_contract(Lower *L, int id) {
     const TlGNode *n = &L->g->nodes[id];
     TlLProgram *p = L->p;
@@ -551,6 +636,7 @@ static int lower_contract(Lower *L, int id) {
     int o = ravel(L, nout, (vars_exprs(L, nout, var, oi), oi), size);
     int out = tl_loops_cast(p, local_ref(p, k, acc), tl_loops_compute_type(n->dtype));
     nest_add(L, outer, tl_loops_store(p, L->nbuf[id], o, to_storage(L, out, n->dtype)));
+    match_gemm(L, id, k, &cs);
     return 0;
 }
 
@@ -591,7 +677,7 @@ static int lower_pad(Lower *L, int id) {
     const TlGNode *x = &L->g->nodes[n->in[0]];
     TlLProgram *p = L->p;
     new_kernel(L, id, "pad");
-    int od[TL_MAX_RANK], xd[TL_MAX_RANK], ov[TL_MAX_RANK], oi[TL_MAX_RANK], xi[TL_MAX_RANK];
+    int od[TL_MAX_RANK], xd[TL_MAX_RANK], ov[TL_MAX_RANK], oi[TL_MAX_RANK] = {0}, xi[TL_MAX_RANK];
     shape_dims(L, &n->shape, od);
     shape_dims(L, &x->shape, xd);
     int r = n->shape.rank;
@@ -725,7 +811,7 @@ static int lower_scan(Lower *L, int id, int **scan_state) {
     scan_state[id] = state;
     int T = dim_expr(L, L->g->nodes[n->in[nc]].shape.dim[0]);
     int zero = tl_loops_int(p, TL_LT_I64, 0);
-    Lower B = {p, body, malloc(sizeof(int) * (size_t)(body->nnodes + 1)), L->depth + 1, -1, NULL};
+    Lower B = {p, body, malloc(sizeof(int) * (size_t)(body->nnodes + 1)), L->depth + 1, -1, NULL, NULL};
     if (!B.nbuf) abort();
     for (int i = 0; i < body->nnodes; i++) B.nbuf[i] = -1;
     for (int k = 0; k < nout; k++) {
@@ -811,17 +897,44 @@ static int lower_node(Lower *L, int id, int **scan_state) {
     }
 }
 
+static int lower_group(Lower *L, int gi);
+
+/* With fusion: a group's root gets a buffer and one kernel for the group; its other
+ * members get neither; nodes outside groups and unfused ops lower as above. */
+static int lower_fused_node(Lower *L, int id, int **scan_state) {
+    int k = L->fz->group_of[id];
+    if (k == TL_FUSE_NONE || (k >= 0 && L->fz->groups[k].kind == TL_FUSE_OP)) return lower_node(L, id, scan_state);
+    if (tl_fuse_is_inlined(L->fz, id)) return 0;
+    const TlGNode *n = &L->g->nodes[id];
+    L->nbuf[id] = new_buf(L, TL_LB_TEMP, n->dtype, numel_expr(L, &n->shape), id);
+    return lower_group(L, k);
+}
+
 static int lower_graph(Lower *L) {
     int **scan_state = calloc((size_t)L->g->nnodes + 1, sizeof *scan_state);
     if (!scan_state) abort();
+    TlFuseOptions fo = {1, 0};
+    TlFusion *fz = L->p->fuse ? tl_fuse(L->g, &fo) : NULL;
+    L->fz = fz;
     int rc = 0;
-    for (int i = 0; i < L->g->nnodes && !rc; i++) rc = lower_node(L, i, scan_state);
+    for (int i = 0; i < L->g->nnodes && !rc; i++)
+        rc = fz ? lower_fused_node(L, i, scan_state) : lower_node(L, i, scan_state);
+    L->fz = NULL;
+    tl_fuse_free(fz);
     for (int i = 0; i < L->g->nnodes; i++) free(scan_state[i]);
     free(scan_state);
     return rc;
 }
 
-TlLProgram *tl_loops_lower(const TlGraph *g, char *err, int errn) {
+int tl_loops_fuse_default(void) {
+    const char *e = getenv("TL_FUSE");
+    if (e && *e) return strcmp(e, "0") != 0;
+    return 1;
+}
+
+TlLProgram *tl_loops_lower(const TlGraph *g, char *err, int errn) { return tl_loops_lower_opts(g, NULL, err, errn); }
+
+TlLProgram *tl_loops_lower_opts(const TlGraph *g, const TlLoopsOptions *o, char *err, int errn) {
     if (tl_graph_error(g)) {
         if (err) snprintf(err, (size_t)errn, "graph has an error: %s", tl_graph_error(g));
         return NULL;
@@ -829,10 +942,11 @@ TlLProgram *tl_loops_lower(const TlGraph *g, char *err, int errn) {
     TlLProgram *p = calloc(1, sizeof *p);
     if (!p) abort();
     p->g = g, p->entry = -1;
+    p->fuse = o && o->fuse >= 0 ? o->fuse : tl_loops_fuse_default();
     p->node_buf = malloc(sizeof(int) * (size_t)(g->nnodes + 1));
     if (!p->node_buf) abort();
     for (int i = 0; i < g->nnodes; i++) p->node_buf[i] = -1;
-    Lower L = {p, g, p->node_buf, 0, -1, NULL};
+    Lower L = {p, g, p->node_buf, 0, -1, NULL, NULL};
     if (lower_graph(&L)) {
         if (err) snprintf(err, (size_t)errn, "%s", p->err);
         tl_loops_free(p);
@@ -918,5 +1032,237 @@ int tl_loops_tile(TlLProgram *p, int k, int loop, int64_t size) {
     t->var = vo, t->lo = tl_loops_int(p, TL_LT_I64, 0), t->hi = ntiles, t->body = inner;
     t->sched.vectorize = 0, t->sched.unroll = 0, t->sched.tile = size;
     if (t->sched.parallel) p->kern[k].par_extent = ntiles;
+    return 0;
+}
+
+/* ---- fused groups (compiler/fuse.h, docs/fusion.md) ----
+ * A group's kernel evaluates its members in place of loads. Every member's value goes
+ * through its storage type exactly as if it had been stored and loaded (to_storage, then
+ * load_as's conversions), so a fused kernel computes the same bits as the unfused ones.
+ *
+ *   parallel for the kept axes of the domain (all axes for a pointwise group) {
+ *     per reduction of the group, in id order: acc = init; for the reduced axes { acc op= x }
+ *     root[kept index] = value            (a root of the kept shape), or
+ *     for the reduced axes { root[i] = value(i) }
+ *   } */
+
+typedef struct FG {
+    Lower *L;
+    const TlFuseGroup *t;
+    int gi;
+    int dvar[TL_MAX_RANK]; /* loop variable of each domain axis, -1 when not in scope */
+    int *local;            /* node -> accumulator local of a reduction of this kernel, -1 */
+    int bad;
+} FG;
+
+static int fg_stored(FG *F, int n, const int *idx);
+
+static int fg_zero(FG *F) { return tl_loops_int(F->L->p, TL_LT_I64, 0); }
+
+/* Operand x at idx converted as load_as converts a loaded value. */
+static int fg_operand(FG *F, int x, const int *idx, TlDType as) {
+    int v = fg_stored(F, x, idx);
+    TlLType ct = tl_loops_compute_type(as);
+    if (F->L->g->nodes[x].dtype == TL_BOOL && tl_ltype_is_float(ct)) v = tl_loops_cast(F->L->p, v, TL_LT_I64);
+    return tl_loops_cast(F->L->p, v, ct);
+}
+
+/* An elementwise node's value at idx in its compute type (elementwise_value, in place). */
+static int fg_compute(FG *F, int id, const int *idx) {
+    Lower *L = F->L;
+    const TlGNode *n = &L->g->nodes[id];
+    TlLProgram *p = L->p;
+    switch (n->op) {
+    case TL_GOP_CONST: {
+        TlLType ct = tl_loops_compute_type(n->dtype);
+        double v = tl_interp_round(n->dtype, n->fill);
+        return tl_ltype_is_float(ct) ? tl_loops_flt(p, ct, v) : tl_loops_int(p, ct, n->dtype == TL_BOOL ? v != 0 : (int64_t)v);
+    }
+    case TL_GOP_IOTA: return tl_loops_cast(p, idx[n->axis], tl_loops_compute_type(n->dtype));
+    case TL_GOP_RANDOM: {
+        int d[TL_MAX_RANK];
+        shape_dims(L, &n->shape, d);
+        int e = new_expr(p, TL_LE_RANDOM, TL_LT_F64);
+        p->ex[e].a = ravel(L, n->shape.rank, idx, d);
+        p->ex[e].b = n->nin ? load_as(L, n->in[0], tl_loops_int(p, TL_LT_I64, 0), TL_I64)
+                            : tl_loops_int(p, TL_LT_I64, (int64_t)n->seed);
+        p->ex[e].offset = n->offset, p->ex[e].dist = n->dist;
+        return tl_loops_cast(p, e, tl_loops_compute_type(n->dtype));
+    }
+    case TL_GOP_SELECT: {
+        int c = tl_loops_cast(p, fg_stored(F, n->in[0], idx), TL_LT_I1);
+        return tl_loops_select(p, c, fg_operand(F, n->in[1], idx, n->dtype), fg_operand(F, n->in[2], idx, n->dtype));
+    }
+    case TL_GOP_CAST: {
+        int x = fg_operand(F, n->in[0], idx, L->g->nodes[n->in[0]].dtype);
+        if (n->dtype == TL_BOOL) return tl_loops_cast(p, tl_loops_cast(p, x, TL_LT_I1), TL_LT_I64);
+        return tl_loops_cast(p, x, tl_loops_compute_type(n->dtype));
+    }
+    default: break;
+    }
+    if (tl_gop_is_unary(n->op)) return tl_loops_un(p, lop_of(n->op), fg_operand(F, n->in[0], idx, n->dtype));
+    TlDType od = L->g->nodes[n->in[0]].dtype;
+    int v = tl_loops_bin(p, lop_of(n->op), fg_operand(F, n->in[0], idx, od), fg_operand(F, n->in[1], idx, od));
+    return tl_gop_is_compare(n->op) ? tl_loops_cast(p, v, TL_LT_I64) : v;
+}
+
+/* The operand index of a movement node at output index idx (lower_movement's f). */
+static void fg_move_index(FG *F, int id, const int *idx, int *xi) {
+    Lower *L = F->L;
+    TlLProgram *p = L->p;
+    const TlGNode *n = &L->g->nodes[id], *x = &L->g->nodes[n->in[0]];
+    int r = n->shape.rank, xr = x->shape.rank;
+    int64_t one;
+    switch (n->op) {
+    case TL_GOP_BROADCAST:
+        for (int k = 0; k < xr; k++)
+            xi[k] = tl_gdim_is_const(L->g, x->shape.dim[k], &one) && one == 1 ? fg_zero(F) : idx[r - xr + k];
+        return;
+    case TL_GOP_PERMUTE:
+        for (int k = 0; k < r; k++) xi[n->perm[k]] = idx[k];
+        return;
+    case TL_GOP_SLICE:
+        for (int k = 0; k < r; k++)
+            xi[k] = tl_loops_bin(p, TL_LOP_ADD, dim_expr(L, n->lo[k]), tl_loops_bin(p, TL_LOP_MUL, idx[k], tl_loops_int(p, TL_LT_I64, n->step[k])));
+        return;
+    default: { /* reshape */
+        int sq;
+        tl_fuse_reshape_remap(L->g, &x->shape, &n->shape, &sq);
+        if (sq) {
+            for (int k = 0, j = 0; k < xr; k++) {
+                if (tl_gdim_is_const(L->g, x->shape.dim[k], &one) && one == 1) { xi[k] = fg_zero(F); continue; }
+                while (j < r && tl_gdim_is_const(L->g, n->shape.dim[j], &one) && one == 1) j++;
+                xi[k] = idx[j++];
+            }
+            return;
+        }
+        int od[TL_MAX_RANK], xd[TL_MAX_RANK];
+        shape_dims(L, &n->shape, od);
+        shape_dims(L, &x->shape, xd);
+        int flat = ravel(L, r, idx, od);
+        for (int k = xr - 1; k >= 0; k--) {
+            xi[k] = k ? tl_loops_bin(p, TL_LOP_IMOD, flat, xd[k]) : flat;
+            flat = tl_loops_bin(p, TL_LOP_IDIV, flat, xd[k]);
+        }
+        return;
+    }
+    }
+}
+
+/* A member's value at idx in its storage type. */
+static int fg_value(FG *F, int id, const int *idx) {
+    Lower *L = F->L;
+    const TlGNode *n = &L->g->nodes[id];
+    switch (n->op) {
+    case TL_GOP_BROADCAST: case TL_GOP_PERMUTE: case TL_GOP_SLICE: case TL_GOP_RESHAPE: {
+        int xi[TL_MAX_RANK];
+        fg_move_index(F, id, idx, xi);
+        return fg_stored(F, n->in[0], xi);
+    }
+    case TL_GOP_SUM: case TL_GOP_RMAX: {
+        /* the accumulator of this outer index: the kept coordinates must be the outer
+         * loop variables (fuse.c only groups reductions for which they are) */
+        int xr = L->g->nodes[n->in[0]].shape.rank;
+        for (int k = 0, j = 0; k < xr; k++) {
+            if (n->axes >> k & 1) { j += n->keepdims; continue; }
+            const TlLExpr *e = &L->p->ex[idx[j++]];
+            if (e->kind != TL_LE_VAR || e->var != F->dvar[k]) F->bad = 1;
+        }
+        if (F->local[id] < 0) F->bad = 1;
+        if (F->bad) return const_storage(L, 0, n->dtype);
+        int acc = local_ref(L->p, L->k, F->local[id]);
+        return to_storage(L, tl_loops_cast(L->p, acc, tl_loops_compute_type(n->dtype)), n->dtype);
+    }
+    default: return to_storage(L, fg_compute(F, id, idx), n->dtype);
+    }
+}
+
+static int fg_stored(FG *F, int n, const int *idx) {
+    Lower *L = F->L;
+    int k = L->fz->group_of[n];
+    if (k == TL_FUSE_INLINED || (k == F->gi && n != F->t->root)) return fg_value(F, n, idx);
+    const TlGNode *x = &L->g->nodes[n];
+    int d[TL_MAX_RANK];
+    shape_dims(L, &x->shape, d);
+    return tl_loops_load(L->p, L->nbuf[n], ravel(L, x->shape.rank, idx, d));
+}
+
+static void fg_domain_index(FG *F, int *idx) {
+    for (int a = 0; a < F->t->domain.rank; a++) idx[a] = tl_loops_var(F->L->p, F->dvar[a]);
+}
+
+/* acc = init; for the reduced axes { acc = acc (+|max) x[i] }, inside the outer loops. */
+static void fg_reduction(FG *F, Nest outer, const int *dd, int id) {
+    Lower *L = F->L;
+    TlLProgram *p = L->p;
+    const TlGNode *n = &L->g->nodes[id], *x = &L->g->nodes[n->in[0]];
+    int R = F->t->domain.rank, ad[TL_MAX_RANK] = {0}, av[TL_MAX_RANK] = {0}, ax[TL_MAX_RANK] = {0}, na = 0;
+    for (int a = 0; a < R; a++)
+        if (F->t->axes >> a & 1) ad[na] = dd[a], ax[na++] = a;
+    int isf = tl_dtype_is_float(x->dtype), sum = n->op == TL_GOP_SUM;
+    TlLType at = isf ? TL_LT_F64 : TL_LT_I64;
+    int acc = new_local(L->k, at);
+    int init = isf ? tl_loops_flt(p, at, sum ? 0.0 : -INFINITY) : tl_loops_int(p, at, sum ? 0 : INT64_MIN);
+    nest_add(L, outer, set_stmt(p, acc, init));
+    Nest inner = open_nest(L, outer.innermost >= 0 ? outer.innermost : -1, na, ad, av, 0);
+    mark_vector(L, inner.innermost >= 0 ? inner : outer);
+    for (int j = 0; j < na; j++) F->dvar[ax[j]] = av[j];
+    int idx[TL_MAX_RANK];
+    fg_domain_index(F, idx);
+    int v = tl_loops_cast(p, fg_operand(F, n->in[0], idx, x->dtype), at);
+    int cur = local_ref(p, L->k, acc), upd;
+    if (sum) upd = tl_loops_bin(p, TL_LOP_ADD, cur, v);
+    else if (isf)
+        upd = tl_loops_select(p, tl_loops_bin(p, TL_LOP_OR, tl_loops_bin(p, TL_LOP_GT, v, cur), tl_loops_bin(p, TL_LOP_NE, v, v)), v, cur);
+    else upd = tl_loops_bin(p, TL_LOP_MAX, cur, v);
+    nest_add(L, inner, set_stmt(p, acc, upd));
+    for (int j = 0; j < na; j++) F->dvar[ax[j]] = -1;
+    F->local[id] = acc;
+}
+
+static int lower_group(Lower *L, int gi) {
+    const TlFuseGroup *t = &L->fz->groups[gi];
+    const TlGNode *n = &L->g->nodes[t->root];
+    TlLProgram *p = L->p;
+    char what[48];
+    snprintf(what, sizeof what, t->nnodes > 1 ? "fused_%s" : "%s", tl_gop_name(n->op));
+    new_kernel(L, t->root, what);
+    FG F = {L, t, gi, {0}, calloc((size_t)L->g->nnodes + 1, sizeof(int)), 0};
+    if (!F.local) abort();
+    for (int i = 0; i < L->g->nnodes; i++) F.local[i] = -1;
+    int R = t->domain.rank, dd[TL_MAX_RANK] = {0}, od[TL_MAX_RANK] = {0}, ov[TL_MAX_RANK] = {0}, oax[TL_MAX_RANK] = {0}, no = 0;
+    for (int a = 0; a < R; a++) F.dvar[a] = -1;
+    for (int a = 0; a < R; a++) dd[a] = dim_expr(L, t->domain.dim[a]);
+    for (int a = 0; a < R; a++)
+        if (!(t->axes >> a & 1)) od[no] = dd[a], oax[no++] = a;
+    Nest outer = open_nest(L, -1, no, od, ov, 1);
+    for (int j = 0; j < no; j++) F.dvar[oax[j]] = ov[j];
+    for (int j = 0; j < t->nnodes; j++) {
+        int m = t->nodes[j];
+        if (L->g->nodes[m].op == TL_GOP_SUM || L->g->nodes[m].op == TL_GOP_RMAX) fg_reduction(&F, outer, dd, m);
+    }
+    int idx[TL_MAX_RANK], rd[TL_MAX_RANK], r = n->shape.rank;
+    shape_dims(L, &n->shape, rd);
+    if (t->kept_root) { /* the root has the kept shape: one store per outer index */
+        if (r == R)
+            for (int a = 0; a < R; a++) idx[a] = (t->axes >> a & 1) ? fg_zero(&F) : tl_loops_var(p, F.dvar[a]);
+        else
+            for (int j = 0; j < no; j++) idx[j] = tl_loops_var(p, ov[j]);
+        nest_add(L, outer, tl_loops_store(p, L->nbuf[t->root], ravel(L, r, idx, rd), fg_value(&F, t->root, idx)));
+    } else {
+        Nest at = outer;
+        if (t->axes) {
+            int ad[TL_MAX_RANK] = {0}, av[TL_MAX_RANK] = {0}, ax[TL_MAX_RANK] = {0}, na = 0;
+            for (int a = 0; a < R; a++)
+                if (t->axes >> a & 1) ad[na] = dd[a], ax[na++] = a;
+            at = open_nest(L, outer.innermost >= 0 ? outer.innermost : -1, na, ad, av, 0);
+            for (int j = 0; j < na; j++) F.dvar[ax[j]] = av[j];
+        }
+        mark_vector(L, at.innermost >= 0 ? at : outer);
+        fg_domain_index(&F, idx);
+        nest_add(L, at, tl_loops_store(p, L->nbuf[t->root], ravel(L, R, idx, dd), fg_value(&F, t->root, idx)));
+    }
+    free(F.local);
+    if (F.bad) return lerr(L, t->root, "fusion: a reduction's index in its group is not the outer index");
     return 0;
 }

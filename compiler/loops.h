@@ -120,6 +120,27 @@ typedef struct TlLBuf {
     const double *init;    /* CONST: numel values (owned by the graph) */
 } TlLBuf;
 
+/* A contraction that is a (batched) matmul up to transposes and merged letters:
+ *   C[b, i, j] = sum_k A[b, i, k] * B[b, k, j]   over strided views of three buffers,
+ * with C's j stride 1. The lowering fills it for f32 contractions it recognizes; a back end
+ * with a GEMM generator compiles the kernel from it (packing, cache blocking, a register-
+ * blocked microkernel: targets/cpu/gemm.c) and otherwise ignores it: the kernel's loop nest
+ * stays the reference semantics. The blocking fields are schedule data (the host's caches
+ * pick them: cpu_detect.h; the tuner may change them). */
+typedef struct TlLGemm {
+    int on;                /* 1: compile through the GEMM generator; 0: the loop nest */
+    int a, b, c;           /* buffers */
+    int batch, m, n, k;    /* i64 exprs: sizes (batch 1 when none) */
+    int sa_b, sa_m, sa_k;  /* i64 exprs: element strides of A, B, C */
+    int sb_b, sb_k, sb_n;
+    int sc_b, sc_m;
+    int mr, nr;            /* register block: mr rows x nr columns (nr = 32: two zmm) */
+    int kc, mc, nc;        /* cache blocks: k depth, rows per pass, columns of packed B */
+    int ku;                /* k-loop unroll of the microkernel */
+    int prefetch;          /* prefetch distance in k steps (0: none) */
+    int par_extent;        /* i64 expr: parallel items (batch x mr-row panels) */
+} TlLGemm;
+
 typedef struct TlLKernel {
     char name[64];         /* symbol name, "tl_k<n>_<op>" */
     int node;              /* graph node it computes, -1 */
@@ -127,6 +148,7 @@ typedef struct TlLKernel {
     int nlocals;           /* locals 0..nlocals-1 (TL_LE_LOCAL / TL_LS_SET) */
     TlLType *local_type;
     int par_extent;        /* i64 expr: the parallel loop's trip count; -1 = none (call once) */
+    TlLGemm gemm;          /* a matmul contraction (gemm.on), else zeros */
 } TlLKernel;
 
 typedef enum TlLHostKind {
@@ -154,7 +176,9 @@ typedef struct TlLProgram {
     const char **syms; int nsyms, symcap; /* dim symbols, in the order of the syms array */
     int nvars;             /* loop variables (kernel and host) */
     int entry;             /* first host op, -1 = nothing to do */
-    int *node_buf;         /* top graph node -> buffer (-1: none, e.g. the scan node) */
+    int *node_buf;         /* top graph node -> buffer (-1: none, e.g. the scan node or
+                              a node computed inside a fused kernel) */
+    int fuse;              /* lowered with fusion (compiler/fuse.h): kernels are groups */
     const TlGraph *g;
     char err[256];
 } TlLProgram;
@@ -162,6 +186,13 @@ typedef struct TlLProgram {
 /* Lower a Graph IR (one kernel per op; a scan becomes a host loop over its body's
  * kernels). NULL with a message in err on failure (an op it cannot lower). */
 TlLProgram *tl_loops_lower(const TlGraph *g, char *err, int errn);
+
+/* Lowering options. fuse: 1 = one kernel per fusion group (compiler/fuse.h, docs/fusion.md),
+ * 0 = one kernel per op (the slow reference the tests compare with), -1 = the default. */
+typedef struct TlLoopsOptions { int fuse; } TlLoopsOptions;
+TlLProgram *tl_loops_lower_opts(const TlGraph *g, const TlLoopsOptions *o, char *err, int errn);
+/* The default of tl_loops_lower: fusion on, unless the environment has TL_FUSE=0. */
+int tl_loops_fuse_default(void);
 void tl_loops_free(TlLProgram *p);
 
 /* --emit=loops */

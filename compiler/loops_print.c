@@ -163,6 +163,19 @@ static void print_host(FILE *f, const TlLProgram *p, int h, int d) {
     }
 }
 
+/* "gemm C=b2 A=b0 B=b1 batch 1 m M n N k K strides ... block 14x32 kc 288 mc .. nc .." */
+static void print_gemm(FILE *f, const TlLProgram *p, const TlLGemm *g) {
+    fprintf(f, "  gemm b%d[b, i, j] = sum(k) b%d[b, i, k] * b%d[b, k, j]:", g->c, g->a, g->b);
+    const char *nm[] = {"batch", "m", "n", "k", "A strides", "", "", "B strides", "", "", "C strides", ""};
+    int e[] = {g->batch, g->m, g->n, g->k, g->sa_b, g->sa_m, g->sa_k, g->sb_b, g->sb_k, g->sb_n, g->sc_b, g->sc_m};
+    for (int i = 0; i < 12; i++) {
+        fprintf(f, nm[i][0] ? " %s " : ",", nm[i]);
+        tl_loops_print_expr(f, p, e[i]);
+    }
+    fprintf(f, "\n  gemm schedule: block %dx%d kc %d mc %d nc %d unroll %d prefetch %d\n", g->mr, g->nr, g->kc, g->mc,
+            g->nc, g->ku, g->prefetch);
+}
+
 void tl_loops_print(FILE *f, const TlLProgram *p) {
     fputs("# buffers\n", f);
     for (int i = 0; i < p->nbuf; i++) {
@@ -180,6 +193,7 @@ void tl_loops_print(FILE *f, const TlLProgram *p) {
         if (kn->node >= 0) fprintf(f, "  # %%%d", kn->node);
         fputs(" {\n", f);
         for (int l = 0; l < kn->nlocals; l++) fprintf(f, "  local acc%d: %s\n", l, tl_ltype_name(kn->local_type[l]));
+        if (kn->gemm.on) print_gemm(f, p, &kn->gemm);
         print_stmts(f, p, kn->body, 1);
         fputs("}\n", f);
     }

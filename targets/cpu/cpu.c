@@ -46,6 +46,7 @@ int tl_cpu_target_init(TlCpuTarget *t, const TlCpuOptions *o, char *err, int err
         t->features = hostf;
     }
     t->vector_width = o && o->vector_width > 0 ? o->vector_width : 512;
+    t->gemm = !(o && o->no_gemm);
     t->opt_level = o && o->opt_level >= 0 && o->opt_level <= 3 ? o->opt_level : 3;
     if (!o) t->opt_level = 3;
     LLVMTargetRef target;

@@ -38,6 +38,7 @@ typedef struct TlCpuOptions {
     int opt_level;        /* 0..3 (default 3 = default<O3>); -1 means 3 */
     int threads;          /* 0: TL_THREADS or all cores (runtime/pool.h); else that many */
     int vector_width;     /* "prefer-vector-width" in bits; 0: 512 */
+    int no_gemm;          /* 1: compile matmul contractions from their loop nest, not gemm.c */
 } TlCpuOptions;
 
 typedef struct TlCpuProgram TlCpuProgram;

@@ -367,6 +367,19 @@ static LLVMValueRef load_slot(Cg *c, LLVMValueRef arr, LLVMTypeRef t, int i) {
     return LLVMBuildLoad2(c->b, t, LLVMBuildInBoundsGEP2(c->b, t, arr, &idx, 1, ""), "");
 }
 
+/* A matmul kernel through the GEMM generator (gemm.c) instead of its loop nest. */
+static void gen_gemm(Cg *c, const TlLKernel *k, LLVMValueRef fn) {
+    const TlLGemm *s = &k->gemm;
+    TlCpuGemmArgs a = {
+        .a = c->bufv[s->a], .b = c->bufv[s->b], .c = c->bufv[s->c],
+        .batch = gen(c, s->batch), .m = gen(c, s->m), .n = gen(c, s->n), .k = gen(c, s->k),
+        .sa_b = gen(c, s->sa_b), .sa_m = gen(c, s->sa_m), .sa_k = gen(c, s->sa_k),
+        .sb_b = gen(c, s->sb_b), .sb_k = gen(c, s->sb_k), .sb_n = gen(c, s->sb_n),
+        .sc_b = gen(c, s->sc_b), .sc_m = gen(c, s->sc_m), .begin = c->begin, .end = c->end,
+    };
+    tl_cpu_gemm_emit(c->mod, c->b, fn, c->t, s, k->name, &a);
+}
+
 static void gen_kernel(Cg *c, int ki) {
     const TlLProgram *p = c->p;
     const TlLKernel *k = &p->kern[ki];
@@ -400,7 +413,8 @@ static void gen_kernel(Cg *c, int ki) {
     c->localv = malloc(sizeof *c->localv * (size_t)(k->nlocals + 1));
     if (!c->localv) abort();
     for (int l = 0; l < k->nlocals; l++) c->localv[l] = LLVMBuildAlloca(c->b, ltype(c, k->local_type[l]), "");
-    gen_stmts(c, k->body);
+    if (tl_cpu_gemm_supported(c->t, &k->gemm)) gen_gemm(c, k, inner);
+    else gen_stmts(c, k->body);
     LLVMBuildRetVoid(c->b);
     free(c->localv);
     c->localv = NULL;
@@ -446,7 +460,8 @@ static void gen_host(Cg *c, int h, LLVMValueRef *kfn) {
         switch (o->kind) {
         case TL_LH_KERNEL: {
             const TlLKernel *k = &c->p->kern[o->kernel];
-            LLVMValueRef n = k->par_extent >= 0 ? gen(c, k->par_extent) : LLVMConstInt(c->i64, 1, 0);
+            int ext = tl_cpu_gemm_supported(c->t, &k->gemm) ? k->gemm.par_extent : k->par_extent;
+            LLVMValueRef n = ext >= 0 ? gen(c, ext) : LLVMConstInt(c->i64, 1, 0);
             LLVMTypeRef pt[5] = {c->ptr, c->ptr, c->ptr, c->ptr, c->i64};
             LLVMValueRef args[5] = {pool, kfn[o->kernel], bufs, syms, n};
             LLVMBuildCall2(c->b, LLVMFunctionType(c->voidt, pt, 5, 0), parfor, args, 5, "");

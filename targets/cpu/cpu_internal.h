@@ -10,6 +10,7 @@ typedef struct TlCpuTarget {
     char *triple, *cpu, *features; /* LLVM-allocated (LLVMDisposeMessage) */
     int vector_width;
     int opt_level;
+    int gemm;                      /* matmul kernels through gemm.c (TlCpuOptions.no_gemm) */
 } TlCpuTarget;
 
 int tl_cpu_target_init(TlCpuTarget *t, const TlCpuOptions *o, char *err, int errn);
@@ -21,5 +22,22 @@ LLVMModuleRef tl_cpu_codegen(LLVMContextRef ctx, const TlLProgram *p, const TlCp
                              LLVMTargetMachineRef tm, char *err, int errn);
 /* Verifies, then runs default<On>. 0 or -1 + err. */
 int tl_cpu_optimize(LLVMModuleRef m, LLVMTargetMachineRef tm, int level, char *err, int errn);
+
+/* gemm.c: the body of a matmul kernel (TlLKernel.gemm; docs/performance.md). The values
+ * are those of the kernel's body function: buffer pointers, i64 sizes and strides. */
+typedef struct TlCpuGemmArgs {
+    LLVMValueRef a, b, c;
+    LLVMValueRef batch, m, n, k;
+    LLVMValueRef sa_b, sa_m, sa_k, sb_b, sb_k, sb_n, sc_b, sc_m;
+    LLVMValueRef begin, end;   /* the range of gemm.par_extent items to compute */
+} TlCpuGemmArgs;
+
+/* Whether the target can run the generated GEMM (AVX-512F) and the schedule is one the
+ * generator handles; otherwise the kernel's loop nest is compiled. */
+int tl_cpu_gemm_supported(const TlCpuTarget *t, const TlLGemm *g);
+/* Emits the GEMM into fn at the builder's position; returns with the builder at the end of
+ * the block where the function must return. `name` names the microkernel function. */
+void tl_cpu_gemm_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, const TlCpuTarget *t,
+                      const TlLGemm *g, const char *name, const TlCpuGemmArgs *args);
 
 #endif

@@ -670,15 +670,15 @@ static void emit_cases(void) {
     free(ir);
     case_end();
     case_begin("emit llvm of one kernel");
-    ir = tl_cpu_emit_llvm(G, NULL, "tl_k1_exp", err, sizeof err);
-    EXPECTF(ir && strstr(ir, "@tl_k1_exp") && !strstr(ir, "tl_main"), "%s", ir ? ir : err);
+    ir = tl_cpu_emit_llvm(G, NULL, "tl_k0_fused_exp", err, sizeof err);
+    EXPECTF(ir && strstr(ir, "@tl_k0_fused_exp") && !strstr(ir, "tl_main"), "%s", ir ? ir : err);
     free(ir);
     ir = tl_cpu_emit_llvm(G, NULL, "no_such_kernel", err, sizeof err);
     EXPECT(ir == NULL && strstr(err, "no_such_kernel"));
     case_end();
     case_begin("emit asm of one kernel");
-    char *as = tl_cpu_emit_asm(G, NULL, "tl_k1_exp", err, sizeof err);
-    EXPECTF(as && strstr(as, "tl_k1_exp:") && strstr(as, "ret"), "%s", as ? as : err);
+    char *as = tl_cpu_emit_asm(G, NULL, "tl_k0_fused_exp", err, sizeof err);
+    EXPECTF(as && strstr(as, "tl_k0_fused_exp:") && strstr(as, "ret"), "%s", as ? as : err);
     free(as);
     case_end();
     case_begin("emit object");
@@ -720,7 +720,8 @@ static void tile_case(void) {
     tl_graph_add_output(G, tl_g_contract(G, "ij,kj->ik", x, x, L));
     case_begin("tl_loops_tile + vectorize/unroll hints: same results as the interpreter");
     char err[256];
-    TlLProgram *lp = tl_loops_lower(G, err, sizeof err);
+    TlLoopsOptions unfused = {0}; /* one kernel per op: 7 loops to tile */
+    TlLProgram *lp = tl_loops_lower_opts(G, &unfused, err, sizeof err);
     EXPECTF(lp != NULL, "%s", err);
     if (lp) {
         int ntiled = 0;

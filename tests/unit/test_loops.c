@@ -26,7 +26,8 @@ TEST(elementwise_and_reduction_kernels) {
     int s = tl_g_sum(g, tl_g_exp(g, x, L), 2, 0, L);
     tl_graph_add_output(g, s);
     char err[256];
-    TlLProgram *p = tl_loops_lower(g, err, sizeof err);
+    TlLoopsOptions unfused = {0}; /* one kernel per op (fusion is tested by test_fuse) */
+    TlLProgram *p = tl_loops_lower_opts(g, &unfused, err, sizeof err);
     EXPECTF(p != NULL, "%s", err);
     if (!p) return;
     EXPECT(p->nkern == 2);

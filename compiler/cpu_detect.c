@@ -1,0 +1,82 @@
+/* cpu_detect.c — host CPU model, cores, caches and ISA (see cpu_detect.h). */
+#include "cpu_detect.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+static TlHostCpu host;
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+static int64_t cache_size(int name, int64_t fallback) {
+    long v = sysconf(name);
+    return v > 0 ? (int64_t)v : fallback;
+}
+
+static void detect(void) {
+    snprintf(host.model, sizeof host.model, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10)) continue;
+            char *c = strchr(line, ':');
+            if (!c) break;
+            c++;
+            while (*c == ' ' || *c == '\t') c++;
+            c[strcspn(c, "\n")] = 0;
+            snprintf(host.model, sizeof host.model, "%s", c);
+            break;
+        }
+        fclose(f);
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    host.cores = n > 0 ? (int)n : 1;
+    host.l1d = cache_size(_SC_LEVEL1_DCACHE_SIZE, 32 << 10);
+    host.l2 = cache_size(_SC_LEVEL2_CACHE_SIZE, 1 << 20);
+    host.l3 = cache_size(_SC_LEVEL3_CACHE_SIZE, 32 << 20);
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d)) host.fma = (c >> 12) & 1;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) host.avx512f = (b >> 16) & 1;
+    if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) host.avx512_bf16 = (a >> 5) & 1;
+#endif
+}
+
+const TlHostCpu *tl_host_cpu(void) {
+    pthread_once(&host_once, detect);
+    return &host;
+}
+
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+TlGemmBlocking tl_host_gemm_blocking(const TlHostCpu *h) {
+    TlGemmBlocking g = {.mr = 14, .nr = 32, .ku = 4, .prefetch = 8};
+    int64_t l1 = clamp64(h->l1d, 16 << 10, 1 << 20), l2 = clamp64(h->l2, 256 << 10, 8 << 20);
+    int64_t l3 = clamp64(h->l3, 1 << 20, 256 << 20);
+    /* the A micro-panel (mr x kc) and the B micro-panel (kc x nr) of one microkernel call
+     * share three quarters of L1d: measured better than A alone in half of L1d on the
+     * Xeon (docs/performance.md) */
+    int64_t kc = l1 * 3 / 4 / ((g.mr + g.nr) * 4);
+    g.kc = (int)clamp64(kc / 16 * 16, 64, 1024);
+    int64_t nc = l2 / 2 / (g.kc * 4);
+    g.nc = (int)clamp64(nc / g.nr * g.nr, g.nr, 4096);
+    int64_t mc = l3 / 2 / (h->cores > 0 ? h->cores : 1) / (g.kc * 4);
+    g.mc = (int)clamp64(mc / g.mr * g.mr, g.mr, 8190 / g.mr * g.mr);
+    /* TL_GEMM_BLOCKING=mr,nr,kc,mc,nc,ku,prefetch overrides (for experiments and tuning);
+     * fields left out or 0 keep the host's values */
+    const char *e = getenv("TL_GEMM_BLOCKING");
+    if (e && *e) {
+        int v[7] = {0};
+        sscanf(e, "%d,%d,%d,%d,%d,%d,%d", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]);
+        int *f[7] = {&g.mr, &g.nr, &g.kc, &g.mc, &g.nc, &g.ku, &g.prefetch};
+        for (int i = 0; i < 7; i++)
+            if (v[i] > 0) *f[i] = v[i];
+    }
+    return g;
+}
