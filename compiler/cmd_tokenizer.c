@@ -9,11 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "diag.h"
+#include "sema.h"
 #include "tok.h"
+#include "tokdecl.h"
 
 static const char usage_text[] =
     "usage: tlc tokenizer train --vocab-size N --out DIR [--pattern gpt2|REGEX]\n"
-    "                           [--special TOKEN]... FILES...\n"
+    "                           [--special TOKEN]... [--hf-ties] FILES...\n"
     "       tlc tokenizer encode TOKENIZER [FILE|-]   print token ids, space-separated\n"
     "       tlc tokenizer decode TOKENIZER [FILE|-]   read ids, write the bytes\n"
     "TOKENIZER is one of\n"
@@ -21,7 +24,9 @@ static const char usage_text[] =
     "  --wordpiece VOCAB       a BERT vocab.txt (uncased: lower-case, strip accents)\n"
     "  --wordpiece-cased VOCAB a BERT vocab.txt, case kept\n"
     "  --bytes                 the 256 byte values\n"
-    "  --tokenizer FILE.tl:NAME  a tokenizer declared in tl (not yet supported)\n"
+    "  --tokenizer FILE.tl:NAME  the tokenizer NAME declared in FILE.tl (bytes, chars, bpe\n"
+    "                          from GPT-2 files or trained at load, wordpiece)\n"
+    "--hf-ties breaks count ties as Hugging Face's BpeTrainer (same merges as HF).\n"
     "train writes DIR/encoder.json, DIR/vocab.bpe and DIR/tokenizer.json (Hugging Face).\n"
     "Exit status: 0 ok, 1 bad input, 2 usage.\n";
 
@@ -88,7 +93,7 @@ static int cmd_train(int argc, char **argv) {
     const char *out = NULL, *pattern = NULL;
     const char **specials = calloc((size_t)argc + 1, sizeof *specials);
     const char **files = calloc((size_t)argc + 1, sizeof *files);
-    int nspec = 0, nfiles = 0, rc = 2;
+    int nspec = 0, nfiles = 0, rc = 2, hf_ties = 0;
     if (!specials || !files) {
         fprintf(stderr, "tlc tokenizer: error: out of memory\n");
         rc = 1;
@@ -114,6 +119,8 @@ static int cmd_train(int argc, char **argv) {
         } else if (!strcmp(a, "--pattern")) {
             if (!has) { rc = usage_error("%s needs gpt2 or a regex", a); goto done; }
             pattern = argv[++i];
+        } else if (!strcmp(a, "--hf-ties")) {
+            hf_ties = 1;
         } else if (!strcmp(a, "--special")) {
             if (!has || !*argv[i + 1]) { rc = usage_error("%s needs a token", a); goto done; }
             specials[nspec++] = argv[++i];
@@ -134,7 +141,8 @@ static int cmd_train(int argc, char **argv) {
     }
     Progress pr = {isatty(2), -1};
     TlBpeTrainOpts o = {.vocab_size = vocab, .pattern = pattern,
-                        .specials = nspec ? specials : NULL, .progress = progress,
+                        .specials = nspec ? specials : NULL, .hf_ties = hf_ties,
+                        .progress = progress,
                         .progress_ud = &pr};
     char err[1024];
     TlBpeTrainer *tr = tl_bpe_trainer_new(&o, err, sizeof err);
@@ -181,6 +189,34 @@ done:
 
 /* ---- encode / decode ---------------------------------------------------------------- */
 
+/* `--tokenizer FILE.tl:NAME`: checks FILE.tl (stdlib from $TL_STDLIB or next to tlc) and
+ * builds its tokenizer NAME (compiler/tokdecl.h). Errors were printed; *rc set. */
+static TlTokenizer *open_declared(const char *spec, int *rc) {
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || !colon[1]) {
+        usage_error("--tokenizer wants FILE.tl:NAME, not '%s'", spec);
+        *rc = 2;
+        return NULL;
+    }
+    char *path = strndup(spec, (size_t)(colon - spec)), err[1024];
+    *rc = 1;
+    if (!path) {
+        fprintf(stderr, "tlc tokenizer: error: out of memory\n");
+        return NULL;
+    }
+    int before = tl_diag_error_count();
+    TlProgram *prog = tl_sema_check_file(path, NULL);
+    TlTokenizer *t = NULL;
+    if (tl_diag_error_count() == before) {
+        t = tl_tokdecl_build(prog, colon + 1, err, sizeof err);
+        /* declaration errors went through diag.h; only a missing NAME has no location */
+        if (!t && tl_diag_error_count() == before) fprintf(stderr, "%s\n", err);
+    }
+    tl_program_free(prog);
+    free(path);
+    return t;
+}
+
 /* Parses the tokenizer flags at argv[2..]; *input = the file operand. NULL and *rc set on
  * error. */
 static TlTokenizer *open_tokenizer(int argc, char **argv, const char **input, int *rc) {
@@ -198,11 +234,9 @@ static TlTokenizer *open_tokenizer(int argc, char **argv, const char **input, in
             const char *path = argv[++i];
             if (kinds++) { usage_error("give one tokenizer (second: %s)", a); goto fail; }
             if (!strcmp(a, "--tokenizer")) {
-                /* TODO(front end): compile FILE.tl, find tokenizer NAME and build it from its
-                 * declaration (split / bpe / special), through tl_tok_* like the flags above. */
-                fprintf(stderr, "%s: error: --tokenizer FILE.tl:NAME is not yet supported; use "
-                        "--gpt2 DIR or --wordpiece VOCAB\n", path);
-                goto fail;
+                t = open_declared(path, rc);
+                if (!t) goto fail;
+                continue;
             }
             if (!strcmp(a, "--gpt2")) {
                 t = tl_tok_gpt2_load_dir(path, err, sizeof err);
@@ -229,7 +263,7 @@ static TlTokenizer *open_tokenizer(int argc, char **argv, const char **input, in
         }
     }
     if (!t) {
-        usage_error("%s needs a tokenizer: --gpt2 DIR, --wordpiece VOCAB or --bytes", argv[1]);
+        usage_error("%s needs a tokenizer: --gpt2 DIR, --wordpiece VOCAB, --bytes or --tokenizer FILE.tl:NAME", argv[1]);
         goto fail;
     }
     *input = in ? in : "-";

@@ -110,9 +110,10 @@ int32_t tl_tok_push(TlTokenizer *t, const uint8_t *s, size_t n) {
         t->tok_len = len;
         t->vcap = cap;
     }
-    if (t->blob_n + n > t->blob_cap) {
+    /* ">=" so that blob exists even when every token so far is empty (no NULL + 0) */
+    if (t->blob_n + n >= t->blob_cap) {
         size_t cap = t->blob_cap ? t->blob_cap : 4096;
-        while (cap < t->blob_n + n) cap *= 2;
+        while (cap <= t->blob_n + n) cap *= 2;
         if (cap > UINT32_MAX) return -1;
         uint8_t *b = realloc(t->blob, cap);
         if (!b) return -1;

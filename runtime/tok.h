@@ -117,6 +117,11 @@ typedef struct TlBpeTrainOpts {
     const char *pattern;    /* NULL or "gpt2", or a PCRE2 regex */
     const char *const *specials; /* NULL-terminated, may be NULL */
     uint64_t min_count;     /* 0 means 1 */
+    /* Ties as Hugging Face tokenizers' BpeTrainer breaks them: among equal counts the pair
+     * of smallest (left id, right id), ids in creation order (bytes in GPT-2's order, then
+     * merged tokens). With its ByteLevel pre-tokenizer and initial alphabet, the merges
+     * are then HF's exactly (tested on the fortunes corpus). 0: the byte order above. */
+    int hf_ties;
     /* Called now and then with the number of merges done out of the planned total. */
     void (*progress)(void *ud, size_t done, size_t total);
     void *progress_ud;

@@ -12,8 +12,9 @@
  * and one that is current is the true maximum.
  *
  * Ties: highest count, then the lexicographically smallest (bytes of A, bytes of B), A
- * compared first, bytes unsigned, a prefix before its extensions. The result depends only
- * on the multiset of words, never on hash order or the order files were fed. */
+ * compared first, bytes unsigned, a prefix before its extensions; or, with hf_ties, the
+ * smallest (id of A, id of B) as Hugging Face's BpeTrainer (its Merge's Ord). The result
+ * depends only on the multiset of words, never on hash order or the order files were fed. */
 #include "tok_internal.h"
 
 #include <stdlib.h>
@@ -153,10 +154,12 @@ typedef struct {
     TlPairMap index; /* (a, b) -> pair index */
     struct HeapE { int64_t count; int32_t pair; } *heap;
     size_t hn, hcap;
+    int hf_ties;
 } Train;
 
 /* Does pair x come before pair y in the tie-breaking order? */
-static int pair_less(const TlTokenizer *t, const Pair *x, const Pair *y) {
+static int pair_less(const TlTokenizer *t, const Pair *x, const Pair *y, int hf_ties) {
+    if (hf_ties) return x->a != y->a ? x->a < y->a : x->b < y->b;
     for (int side = 0; side < 2; side++) {
         int32_t i = side ? x->b : x->a, j = side ? y->b : y->a;
         if (i == j) continue;
@@ -171,7 +174,7 @@ static int pair_less(const TlTokenizer *t, const Pair *x, const Pair *y) {
 /* Heap order: higher count first, then the tie-break. */
 static int heap_above(const Train *tn, struct HeapE x, struct HeapE y) {
     if (x.count != y.count) return x.count > y.count;
-    return pair_less(tn->t, &tn->pairs[x.pair], &tn->pairs[y.pair]);
+    return pair_less(tn->t, &tn->pairs[x.pair], &tn->pairs[y.pair], tn->hf_ties);
 }
 
 static int heap_push(Train *tn, int32_t p) {
@@ -251,6 +254,7 @@ TlTokenizer *tl_bpe_trainer_finish(TlBpeTrainer *tr, char *err, size_t errlen) {
     int32_t *touched = NULL;
     size_t ntouched = 0, ctouched = 0;
     TlTokenizer *t = tn.t = tl_tok_alloc(TL_TOK_BPE);
+    tn.hf_ties = tr->opts.hf_ties;
     if (!t) goto oom;
     /* Byte tokens in GPT-2's order, so ids 0..255 match GPT-2's files. */
     for (int i = 0; i < 256; i++) {
