@@ -20,6 +20,8 @@
 #include "build.h"
 #include "cmd_tokenizer.h"
 #include "cpu/cpu.h"
+#include "fuse.h"
+#include "kernels.h"
 #include "loops.h"
 #include "diag.h"
 #include "graph.h"
@@ -36,11 +38,11 @@ enum { EXIT_OK = 0, EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
 
 typedef enum Emit {
     EMIT_NONE, EMIT_AST, EMIT_GRAPH, EMIT_FUSED, EMIT_LOOPS, EMIT_LLVM, EMIT_ASM, EMIT_PTX,
-    EMIT_SCHEDULE,
+    EMIT_SCHEDULE, EMIT_KERNELS, /* `tlc kernels` */
 } Emit;
 
 static const char *emit_names[] = {"", "ast", "graph", "fused", "loops", "llvm", "asm", "ptx",
-                                   "schedule"};
+                                   "schedule", "kernels"};
 
 typedef struct TlcOptions {
     const char *command;  /* "check", ..., or "emit" for a bare --emit */
@@ -90,7 +92,8 @@ static void print_help(FILE *out) {
         "                             (no LLVM needed to run it); FLAGS fix its sizes\n"
         "  run FILE [-- ARGS...]      compile the train block through LLVM (JIT) and train;\n"
         "                             ARGS are the program's flags (try: -- --help)\n"
-        "  kernels FILE               list the generated kernels with their schedules (planned)\n"
+        "  kernels FILE               the table of kernels: the .tl lines each came from, the\n"
+        "                             ops it fused, shapes, FLOPs, bytes, arithmetic intensity\n"
         "  tune FILE                  search kernel schedules and cache the best (planned)\n"
         "  tokenizer train|encode|decode ...  train or apply a tokenizer (BPE, GPT-2,\n"
         "                             WordPiece); see 'tlc tokenizer --help'\n"
@@ -99,7 +102,7 @@ static void print_help(FILE *out) {
         "  --emit=STAGE               print a stage's output to stdout, STAGE one of:\n"
         "                               ast       the syntax tree (typed after checking)\n"
         "                               graph     Graph IR: the train step, or --entry\n"
-        "                               fused     Graph IR partitioned into kernels (planned)\n"
+        "                               fused     Graph IR partitioned into kernels (fusion)\n"
         "                               loops     Loop IR: kernels, loop nests, schedules\n"
         "                               llvm      LLVM IR of every kernel (or --kernel NAME)\n"
         "                               asm       host machine assembly (or --kernel NAME)\n"
@@ -237,6 +240,14 @@ static int emit_lowered(TlcOptions *o, TlProgram *prog) {
         if (o->emit == EMIT_GRAPH) {
             if (o->dot) tl_graph_dot(stdout, g);
             else tl_graph_print(stdout, g);
+        } else if (o->emit == EMIT_FUSED) {
+            TlFusion *fz = tl_fuse(g, NULL);
+            if (fz) tl_fuse_print(stdout, fz);
+            tl_fuse_free(fz);
+        } else if (o->emit == EMIT_KERNELS) {
+            TlKernelTable *t = tl_kernels_build(g, NULL, NULL, 0);
+            if (t) tl_kernels_print(stdout, t);
+            tl_kernels_free(t);
         } else if (o->emit == EMIT_LOOPS) {
             TlLProgram *lp = tl_loops_lower(g, err, sizeof err);
             if (!lp) {
@@ -287,6 +298,8 @@ static int emit_stage(TlcOptions *o, const char *path) {
             tl_ast_print(stdout, ast->root);
         break;
     case EMIT_GRAPH:
+    case EMIT_FUSED:
+    case EMIT_KERNELS:
     case EMIT_LOOPS:
     case EMIT_LLVM:
     case EMIT_ASM:
@@ -353,6 +366,13 @@ static int cmd_build(TlcOptions *o) {
     return status;
 }
 
+/* tlc kernels FILE: the table of the kernels of the train step (or --entry) */
+static int cmd_kernels(TlcOptions *o) {
+    if (o->nfiles != 1) usage_error("kernels: needs exactly one .tl file (usage: tlc kernels FILE [--entry NAME --args ...])");
+    if (o->emit == EMIT_NONE) o->emit = EMIT_KERNELS;
+    return cmd_emit(o);
+}
+
 static int cmd_planned(TlcOptions *o) {
     fprintf(stderr, "tlc: '%s' is not implemented yet (planned); see 'tlc --help'\n", o->command);
     return EXIT_USAGE;
@@ -367,7 +387,7 @@ static const Command commands[] = {
     {"check", cmd_check},
     {"build", cmd_build},
     {"run", cmd_run},
-    {"kernels", cmd_planned},
+    {"kernels", cmd_kernels},
     {"tune", cmd_planned},
     {"tokenizer", cmd_planned},
     {"emit", cmd_emit}, /* implicit: a bare --emit=STAGE */
