@@ -117,8 +117,9 @@ $(BUILD)/bench/gemm: bench/gemm.c $(BUILD)/libtlc.a $(BUILD)/libtlrt.a
 
 bench-bin: $(BUILD)/bench/peak $(BUILD)/bench/gemm
 
-bench:
-	@BUILD=$(BUILD) bash bench/run.sh
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) bash bench/all.sh
 
 # ---- fuzzing (tests/fuzz/suite.sh): libFuzzer over the front end --------------------
 # Everything is rebuilt with clang and sanitizers into $(BUILD)/fuzz/obj. Sema is fuzzed
