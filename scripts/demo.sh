@@ -4,14 +4,15 @@
 # checkpoints, metrics and a loss plot in out/demo — then prints a 200-character sample
 # drawn from the trained model with its KV-cache decoder.
 #   TL_DEMO_STEPS=N       number of steps (default below)
-#   TL_DEMO_SIZE="..."    model and batch flags (default: a small GPT that trains in
-#                         about a minute on 2 cores; "" gives gpt.tl's own defaults)
+#   TL_DEMO_SIZE="..."    model and batch flags (default: a smaller GPT than gpt.tl's own that
+#                         reaches a validation loss below 2 nats/byte in about three minutes
+#                         on 2 cores; "" trains gpt.tl's default D=256 L=4 T=128 B=16)
 set -u
 cd "$(dirname "$0")/.."
 TLC=${TLC:-build/tlc}
 OUT=${TL_DEMO_OUT:-out/demo}
-STEPS=${TL_DEMO_STEPS:-600}
-SIZE=${TL_DEMO_SIZE---dim 96 --layers 3 --heads 4 --seq 64 --batch 16 --lr 2e-3}
+STEPS=${TL_DEMO_STEPS:-1000}
+SIZE=${TL_DEMO_SIZE---dim 128 --layers 3 --heads 4 --seq 64 --batch 16 --lr 3e-3}
 if [ ! -d /usr/share/games/fortunes ]; then
   echo "tl demo: /usr/share/games/fortunes is missing; run 'make deps' (installs the fortunes package)" >&2
   exit 1
