@@ -54,13 +54,14 @@ else echo "FAIL: build/bad_input ($r)"; cat "$tmp/bad.log"; fi
 # SIGKILL at random moments (checkpoints every step, so many kills land inside a write):
 # after every kill the newest checkpoint is complete, and the run resumed again and again
 # ends with exactly the losses of an uninterrupted run.
-"$tmp/tiny" --out "$tmp/ref" --steps 150 --checkpoint-every 1 >/dev/null 2>&1
+"$tmp/tiny" --out "$tmp/ref" --steps 1500 --checkpoint-every 1 >/dev/null 2>&1
 kills=0; broken=0; attempts=0
 while [ $attempts -lt 60 ]; do
   attempts=$((attempts + 1))
-  "$tmp/tiny" --out "$tmp/k" --resume "$tmp/k" --steps 150 --checkpoint-every 1 >>"$tmp/k.log" 2>&1 &
+  "$tmp/tiny" --out "$tmp/k" --resume "$tmp/k" --steps 1500 --checkpoint-every 1 >>"$tmp/k.log" 2>&1 &
   pid=$!
-  sleep "0.$((RANDOM % 30 + 2))"
+  # a few kills early and fast, then longer runs so the program also gets to finish
+  if [ $attempts -le 8 ]; then sleep "0.$((RANDOM % 25 + 5))"; else sleep "$((attempts / 4)).$((RANDOM % 10))"; fi
   if kill -9 $pid 2>/dev/null; then
     kills=$((kills + 1))
     wait $pid 2>/dev/null

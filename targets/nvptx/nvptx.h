@@ -1,0 +1,76 @@
+/* nvptx.h — the NVPTX back end: Loop IR -> LLVM IR (nvptx64-nvidia-cuda, libdevice) -> PTX,
+ * run on the GPU through the CUDA driver (runtime/cuda.h, dlopen'd).
+ *
+ *   char err[256];
+ *   char *ptx = tl_nvptx_emit_ptx(g, NULL, NULL, err, sizeof err);   // --emit=ptx, no GPU needed
+ *
+ *   TlGpuProgram *p = tl_gpu_compile(g, NULL, err, sizeof err);  // NULL: "no GPU found" etc.
+ *   tl_gpu_bind(p, "B", 4);
+ *   tl_gpu_set_named(p, "x", values, n);
+ *   if (tl_gpu_run(p)) puts(tl_gpu_error(p));
+ *   const TlTensor *y = tl_gpu_output(p, 0);        // copied back to the host, interp.h storage
+ *   tl_gpu_free(p);
+ *
+ * Every Loop IR kernel becomes one `.visible .entry` with the PTX kernel calling
+ * convention; its parameters are the buffers it touches (global pointers, in buffer order),
+ * every dim symbol (i64), then the parallel extent n (i64). The parallel loop is spread
+ * over the grid (a grid-stride loop over [0, n)); matmul contractions (TlLGemm) get a
+ * shared-memory tiled SGEMM kernel, and row reductions a warp per row with shuffles
+ * (docs/nvptx.md). Buffers live on the device; the host program (kernel launches in order,
+ * copies, aliases, scan loops) runs on the CPU and launches on the default stream. */
+#ifndef TL_NVPTX_H
+#define TL_NVPTX_H
+#include <stdint.h>
+
+#include "graph.h"
+#include "interp.h"
+#include "loops.h"
+
+typedef struct TlNvptxOptions {
+    const char *arch;  /* "sm_80" (default) or "sm_90" ... */
+    int opt_level;     /* 0..3; -1 or unset (with a zeroed struct: 0 means 0) */
+    int no_gemm;       /* 1: compile matmuls as plain loop nests (tests, comparisons) */
+    int no_warp_reduce;/* 1: row reductions as one thread per row */
+} TlNvptxOptions;
+
+/* The PTX of a whole program (kernel NULL) or of one kernel (its name, e.g. "tl_k3_exp").
+ * malloc'd; NULL with a message in err. Needs no GPU. */
+char *tl_nvptx_emit_ptx(const TlGraph *g, const TlNvptxOptions *o, const char *kernel, char *err, int errn);
+/* The optimized LLVM IR (after libdevice and O3) of the program or one kernel. */
+char *tl_nvptx_emit_llvm(const TlGraph *g, const TlNvptxOptions *o, const char *kernel, char *err, int errn);
+/* The same from a Loop IR program (not taken over). */
+char *tl_nvptx_emit_ptx_loops(const TlLProgram *lp, const TlNvptxOptions *o, char *err, int errn);
+/* The CUDA toolkit root used for libdevice ($CUDA_HOME, $CUDA_PATH, else /usr/local/cuda). */
+const char *tl_nvptx_cuda_root(void);
+
+/* How kernel k of a program is launched (shared with the driver; see nvptx_codegen.c). */
+typedef enum TlGpuLaunchKind {
+    TL_GPU_LAUNCH_FLAT,   /* grid-stride over n = par_extent (or 1 thread when none) */
+    TL_GPU_LAUNCH_WARP,   /* a warp per item of the parallel loop */
+    TL_GPU_LAUNCH_GEMM,   /* 2-D tiles of C: grid (ceil(n/BN), ceil(m/BM), batch) */
+} TlGpuLaunchKind;
+
+typedef struct TlGpuProgram TlGpuProgram;
+
+TlGpuProgram *tl_gpu_compile(const TlGraph *g, const TlNvptxOptions *o, char *err, int errn);
+/* Takes ownership of lp, also on failure. */
+TlGpuProgram *tl_gpu_compile_loops(const TlGraph *g, TlLProgram *lp, const TlNvptxOptions *o, char *err, int errn);
+void tl_gpu_free(TlGpuProgram *p);
+const TlLProgram *tl_gpu_loops(const TlGpuProgram *p);
+const char *tl_gpu_ptx(const TlGpuProgram *p);
+
+void tl_gpu_bind(TlGpuProgram *p, const char *sym, int64_t value);
+int tl_gpu_set(TlGpuProgram *p, int node, const double *values, int64_t n);
+int tl_gpu_set_named(TlGpuProgram *p, const char *name, const double *values, int64_t n);
+int tl_gpu_set_raw(TlGpuProgram *p, int node, const void *data, int64_t n);
+int tl_gpu_run(TlGpuProgram *p);
+const char *tl_gpu_error(const TlGpuProgram *p);
+/* Copied from the device on each call after a run; valid until the next run. */
+const TlTensor *tl_gpu_value(TlGpuProgram *p, int node);
+const TlTensor *tl_gpu_output(TlGpuProgram *p, int k);
+/* The device address of a node's buffer after a run (benchmarks), 0 when none. */
+uint64_t tl_gpu_device_ptr(TlGpuProgram *p, int node);
+/* Run only the kernels (inputs already on the device from the last run): benchmarks. */
+int tl_gpu_rerun(TlGpuProgram *p);
+
+#endif

@@ -1,0 +1,70 @@
+/* nvptx_internal.h — shared between the NVPTX code generator (nvptx_codegen.c), its SGEMM
+ * and warp-reduction schedules (nvptx_gemm.c) and the driver (nvptx.c). */
+#ifndef TL_NVPTX_INTERNAL_H
+#define TL_NVPTX_INTERNAL_H
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "nvptx.h"
+
+/* Threads per block of every launch (flat, warp and GEMM kernels). */
+#define TL_GPU_BLOCK 256
+/* The SGEMM tile: a BM x BN block of C per thread block, BK deep k slices through shared
+ * memory, TM x TN outputs per thread ((BM/TM) * (BN/TN) = TL_GPU_BLOCK threads). */
+#define TL_GEMM_BM 128
+#define TL_GEMM_BN 128
+#define TL_GEMM_BK 8
+#define TL_GEMM_TM 8
+#define TL_GEMM_TN 8
+
+typedef struct NvTarget {
+    char arch[16];       /* sm_80 */
+    int opt_level;
+    int no_gemm, no_warp_reduce;
+} NvTarget;
+
+/* How kernel k is compiled and launched; used[] (nbuf entries) gets the buffers it takes as
+ * parameters, in buffer order. */
+TlGpuLaunchKind tl_nvptx_plan(const TlLProgram *p, int k, const NvTarget *t, char *used);
+
+void tl_nvptx_target(NvTarget *t, const TlNvptxOptions *o);
+LLVMTargetMachineRef tl_nvptx_target_machine(const NvTarget *t, char *err, int errn);
+/* Generate, link libdevice, internalise, optimize: the module ready for PTX emission. */
+LLVMModuleRef tl_nvptx_build(LLVMContextRef ctx, const TlLProgram *p, const NvTarget *t, LLVMTargetMachineRef tm,
+                             char *err, int errn);
+/* PTX text of a module (malloc'd). */
+char *tl_nvptx_module_ptx(LLVMTargetMachineRef tm, LLVMModuleRef m, char *err, int errn);
+
+/* ---- the code generator's state, for the schedules in nvptx_gemm.c ---- */
+typedef struct NvCg {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    const TlLProgram *p;
+    const NvTarget *t;
+    LLVMTypeRef i1, i8, i16, i32, i64, f16, f32, f64, ptr0, ptr1, ptr3, voidt;
+    LLVMValueRef fn;
+    LLVMBasicBlockRef entry;
+    LLVMValueRef *bufv;   /* per buffer: global pointer in the current kernel */
+    LLVMValueRef *symv;   /* per symbol: i64 value */
+    LLVMValueRef *varv;   /* per variable: alloca */
+    LLVMValueRef *localv; /* per local of the current kernel: alloca */
+    const TlLKernel *k;
+    LLVMValueRef n;       /* the parallel extent parameter */
+    int par_mode;         /* how gen_loop maps the parallel loop: 0 grid-stride threads, 1 warps */
+    LLVMValueRef lane;    /* warp mode: lane id (i64) */
+    int split;            /* warp mode: inside a loop split across the lanes */
+    /* combine(a, b) of a warp reduction: the update expression with local sub_acc read as
+     * sub_accv and expression sub_x as sub_xv (-1: no substitution) */
+    int sub_acc, sub_x;
+    LLVMValueRef sub_accv, sub_xv;
+} NvCg;
+
+LLVMValueRef tl_nvptx_gen(NvCg *c, int e);
+LLVMValueRef tl_nvptx_sreg(NvCg *c, const char *name);
+LLVMValueRef tl_nvptx_entry_alloca(NvCg *c, LLVMTypeRef t);
+LLVMValueRef tl_nvptx_intrinsic(NvCg *c, const char *name, LLVMTypeRef *ts, int nts, LLVMValueRef *args, int n);
+/* The SGEMM body of kernel k (parameters already bound in c). */
+void tl_nvptx_gen_gemm(NvCg *c, const TlLGemm *g);
+
+#endif

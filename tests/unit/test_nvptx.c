@@ -1,0 +1,279 @@
+/* test_nvptx.c — PTX generation, checked without a GPU.
+ *
+ * Every primitive forward and backward, scans, the GPU schedules, 30 random graphs and a
+ * transformer Block's training step (gpu_cases.h) are compiled to PTX for sm_80 and sm_90;
+ * each must be accepted by `ptxas -arch=sm_80` / `-arch=sm_90` (CUDA's assembler; the
+ * checks are SKIPped when it is absent), and every Loop IR kernel must come out as one
+ * `.visible .entry`. Structural checks: the SGEMM kernel uses shared memory within the
+ * 48 KiB static limit with no spills and no stack frame (from `ptxas -v`), row reductions
+ * use shfl.sync, libdevice's exp is inlined (no calls left), the random op has Philox's
+ * multipliers, and a GPU program without a GPU fails with one clear line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "cuda.h"
+#include "loops.h"
+#include "nvptx/nvptx.h"
+
+#include "gpu_cases.h"
+
+static char ptxas[512];
+static int nptx, nassembled;
+
+static void find_ptxas(void) {
+    snprintf(ptxas, sizeof ptxas, "%s/bin/ptxas", tl_nvptx_cuda_root());
+    if (access(ptxas, X_OK) == 0) return;
+    ptxas[0] = 0;
+}
+
+/* Runs ptxas on text for arch; 0 when it assembles. With info, its -v output (malloc'd). */
+static int assemble(const char *text, const char *arch, char **info, char *why, int whyn) {
+    char src[] = "/tmp/tl_ptxXXXXXX";
+    int fd = mkstemp(src);
+    if (fd < 0) { snprintf(why, (size_t)whyn, "cannot create a temporary file"); return -1; }
+    FILE *f = fdopen(fd, "w");
+    fputs(text, f);
+    fclose(f);
+    char cmd[1200], log[] = "/tmp/tl_ptxlogXXXXXX";
+    int lfd = mkstemp(log);
+    if (lfd >= 0) close(lfd);
+    snprintf(cmd, sizeof cmd, "'%s' %s -arch=%s -o /dev/null '%s' >'%s' 2>&1", ptxas, info ? "-v" : "", arch, src, log);
+    int rc = system(cmd);
+    FILE *lf = fopen(log, "r");
+    char *out = calloc(1, 1 << 20);
+    size_t n = lf ? fread(out, 1, (1 << 20) - 1, lf) : 0;
+    out[n] = 0;
+    if (lf) fclose(lf);
+    if (rc != 0) {
+        char *nl = strchr(out, '\n');
+        if (nl) *nl = 0;
+        snprintf(why, (size_t)whyn, "ptxas -arch=%s: %.400s", arch, out);
+    }
+    if (info) *info = out;
+    else free(out);
+    remove(src), remove(log);
+    return rc == 0 ? 0 : -1;
+}
+
+static int count(const char *s, const char *pat) {
+    int n = 0;
+    for (const char *q = s; (q = strstr(q, pat)); q += strlen(pat)) n++;
+    return n;
+}
+
+static void gpu_case_run(const char *name, int exact) {
+    (void)exact;
+    case_begin("ptx: %s", name);
+    char err[512];
+    TlLProgram *lp = tl_loops_lower(G, err, sizeof err);
+    EXPECTF(lp != NULL, "lowering: %s", err);
+    if (!lp) { case_end(); return; }
+    static const char *arch[2] = {"sm_80", "sm_90"};
+    for (int a = 0; a < 2; a++) {
+        TlNvptxOptions o = {.arch = arch[a], .opt_level = 3};
+        char *ptx = tl_nvptx_emit_ptx_loops(lp, &o, err, sizeof err);
+        EXPECTF(ptx != NULL, "%s: %s", arch[a], err);
+        if (!ptx) continue;
+        nptx++;
+        EXPECTF(count(ptx, ".entry") == lp->nkern && count(ptx, ".visible .entry") == lp->nkern,
+                "%d kernels, %d entries, %d visible", lp->nkern, count(ptx, ".entry"), count(ptx, ".visible .entry"));
+        char want[32];
+        snprintf(want, sizeof want, ".target %s", arch[a]);
+        EXPECTF(strstr(ptx, want) != NULL, "no '%s'", want);
+        if (ptxas[0]) {
+            char why[512];
+            int rc = assemble(ptx, arch[a], NULL, why, sizeof why);
+            EXPECTF(rc == 0, "%s", why);
+            nassembled += rc == 0;
+        }
+        free(ptx);
+    }
+    tl_loops_free(lp);
+    case_end();
+}
+
+/* ---- structure ---- */
+
+/* The ptxas -v facts of one function: registers, smem bytes, spill stores, stack frame. */
+static int ptxas_info(const char *log, const char *fn, int *regs, int *smem, int *spills, int *stack) {
+    char pat[160];
+    snprintf(pat, sizeof pat, "Function properties for %s\n", fn);
+    const char *s = strstr(log, pat);
+    if (!s) return -1;
+    s += strlen(pat);
+    if (sscanf(s, " %d bytes stack frame, %d bytes spill stores", stack, spills) != 2) return -1;
+    const char *u = strstr(s, "Used ");
+    if (!u || sscanf(u, "Used %d registers", regs) != 1) return -1;
+    const char *eol = strchr(u, '\n');
+    const char *sm = strstr(u, "bytes smem");
+    *smem = 0;
+    if (sm && (!eol || sm < eol)) {
+        while (sm > u && sm[-1] == ' ') sm--;
+        while (sm > u && sm[-1] >= '0' && sm[-1] <= '9') sm--;
+        *smem = atoi(sm);
+    }
+    return 0;
+}
+
+static void gemm_structure(void) {
+    static const char *arch[2] = {"sm_80", "sm_90"};
+    for (int a = 0; a < 2; a++) {
+        case_begin("SGEMM kernel (%s): shared memory <= 48 KiB, no spills, no stack frame", arch[a]);
+        begin();
+        bind("N", 512);
+        TlGDim d[2] = {tl_gdim_sym(G, "N"), tl_gdim_sym(G, "N")};
+        int x = input(TL_F32, tl_gshape_dims(2, d), -1, 1), y = input(TL_F32, tl_gshape_dims(2, d), -1, 1);
+        tl_graph_add_output(G, tl_g_contract(G, "ij,jk->ik", x, y, L));
+        char err[512];
+        TlNvptxOptions o = {.arch = arch[a], .opt_level = 3};
+        char *ptx = tl_nvptx_emit_ptx(G, &o, NULL, err, sizeof err);
+        EXPECTF(ptx != NULL, "%s", err);
+        TlLProgram *lp = tl_loops_lower(G, err, sizeof err);
+        const char *kname = lp && lp->nkern ? lp->kern[lp->nkern - 1].name : "?";
+        EXPECTF(lp && lp->kern[lp->nkern - 1].gemm.on, "the matmul has no TlLGemm");
+        if (ptx) {
+            EXPECT(strstr(ptx, ".shared") != NULL && strstr(ptx, "bar.sync") != NULL);
+            EXPECT(strstr(ptx, "ld.shared.v4.f32") != NULL);
+            EXPECT(strstr(ptx, "fma.rn.f32") != NULL);
+        }
+        if (ptx && ptxas[0]) {
+            char *log = NULL, why[512];
+            EXPECTF(assemble(ptx, arch[a], &log, why, sizeof why) == 0, "%s", why);
+            int regs = -1, smem = -1, spills = -1, stack = -1;
+            EXPECTF(log && ptxas_info(log, kname, &regs, &smem, &spills, &stack) == 0, "no ptxas -v facts for %s in:\n%s", kname, log ? log : "");
+            EXPECTF(smem > 0 && smem <= 48 * 1024, "smem %d bytes", smem);
+            EXPECTF(spills == 0, "%d bytes spill stores", spills);
+            EXPECTF(stack == 0, "%d bytes stack frame", stack);
+            EXPECTF(regs > 0 && regs <= 255, "%d registers", regs);
+            printf("    %s %s: %d registers, %d bytes smem, %d spill stores, %d stack\n", kname, arch[a], regs, smem, spills, stack);
+            free(log);
+        } else if (!ptxas[0]) {
+            case_skip("ptxas -v of the SGEMM kernel", "no ptxas under the CUDA toolkit root");
+        }
+        tl_loops_free(lp);
+        free(ptx);
+        tl_graph_free(G);
+        case_end();
+    }
+}
+
+static void structure_cases(void) {
+    char err[512];
+    case_begin("row reductions over a wide axis use warp shuffles; short ones do not");
+    begin();
+    int x = input(TL_F32, S(64, 256), -1, 1);
+    tl_graph_add_output(G, tl_g_reduce(G, TL_GOP_SUM, x, 2, 0, L));
+    char *ptx = tl_nvptx_emit_ptx(G, NULL, NULL, err, sizeof err);
+    EXPECTF(ptx && strstr(ptx, "shfl.sync.bfly"), "%s", ptx ? "no shfl.sync.bfly" : err);
+    free(ptx);
+    TlNvptxOptions nowarp = {.no_warp_reduce = 1, .opt_level = 3};
+    ptx = tl_nvptx_emit_ptx(G, &nowarp, NULL, err, sizeof err);
+    EXPECT(ptx && !strstr(ptx, "shfl.sync"));
+    free(ptx);
+    tl_graph_free(G);
+    begin();
+    tl_graph_add_output(G, tl_g_reduce(G, TL_GOP_SUM, input(TL_F32, S(64, 5), -1, 1), 2, 0, L));
+    ptx = tl_nvptx_emit_ptx(G, NULL, NULL, err, sizeof err);
+    EXPECT(ptx && !strstr(ptx, "shfl.sync"));
+    free(ptx);
+    tl_graph_free(G);
+    case_end();
+
+    case_begin("fused softmax rows: both reductions (max with NaN, sum) are warp shuffles");
+    begin();
+    x = input(TL_F32, S(37, 300), -1, 1);
+    int m = tl_g_reduce(G, TL_GOP_RMAX, x, 2, 1, L);
+    int e = tl_g_exp(G, tl_g_broadcast_binary(G, TL_GOP_SUB, x, m, L), L);
+    tl_graph_add_output(G, tl_g_broadcast_binary(G, TL_GOP_DIV, e, tl_g_reduce(G, TL_GOP_SUM, e, 2, 1, L), L));
+    ptx = tl_nvptx_emit_ptx(G, NULL, NULL, err, sizeof err);
+    EXPECTF(ptx && count(ptx, "shfl.sync.bfly") >= 20, "%d shuffles (two f64 butterflies: 20)", ptx ? count(ptx, "shfl.sync.bfly") : -1);
+    free(ptx);
+    tl_graph_free(G);
+    case_end();
+
+    case_begin("libdevice: exp and tanh are inlined (no calls), kernels use ex2");
+    begin();
+    x = input(TL_F32, S(4, 4), -1, 1);
+    tl_graph_add_output(G, tl_g_tanh(G, tl_g_exp(G, x, L), L));
+    ptx = tl_nvptx_emit_ptx(G, NULL, NULL, err, sizeof err);
+    EXPECTF(ptx != NULL, "%s", err);
+    EXPECT(ptx && !strstr(ptx, "call") && !strstr(ptx, "__nv_") && strstr(ptx, "ex2.approx"));
+    free(ptx);
+    case_end();
+    case_begin("emit one kernel; emit llvm; an unknown kernel or arch is an error");
+    TlLProgram *lp = tl_loops_lower(G, err, sizeof err);
+    const char *k0 = lp && lp->nkern ? lp->kern[0].name : "?";
+    char want[96];
+    snprintf(want, sizeof want, ".visible .entry %s(", k0);
+    ptx = tl_nvptx_emit_ptx(G, NULL, k0, err, sizeof err);
+    EXPECTF(ptx && strstr(ptx, want) && count(ptx, ".entry") == 1 && strstr(ptx, ".version"), "%s", ptx ? ptx : err);
+    free(ptx);
+    char *ir = tl_nvptx_emit_llvm(G, NULL, NULL, err, sizeof err);
+    snprintf(want, sizeof want, "ptx_kernel void @%s(", k0);
+    EXPECTF(ir && strstr(ir, want) && strstr(ir, "nvptx64-nvidia-cuda"), "%s", ir ? "no ptx_kernel" : err);
+    free(ir);
+    tl_loops_free(lp);
+    EXPECT(tl_nvptx_emit_ptx(G, NULL, "no_such_kernel", err, sizeof err) == NULL && strstr(err, "no_such_kernel"));
+    TlNvptxOptions bad = {.arch = "gfx90a"};
+    EXPECT(tl_nvptx_emit_ptx(G, &bad, NULL, err, sizeof err) == NULL && strstr(err, "gfx90a"));
+    case_end();
+    case_begin("without a GPU, tl_gpu_compile fails with one clear line");
+    if (tl_cuda_available()) {
+        case_skip("no-GPU error message", "a GPU is present");
+    } else {
+        TlGpuProgram *p = tl_gpu_compile(G, NULL, err, sizeof err);
+        EXPECT(p == NULL);
+        EXPECTF(strcmp(err, "no CUDA driver (libcuda.so.1 not found)") == 0 || strcmp(err, "no GPU found") == 0 ||
+                    strstr(err, "CUDA"), "'%s'", err);
+        EXPECT(!strchr(err, '\n'));
+        tl_gpu_free(p);
+    }
+    case_end();
+    tl_graph_free(G);
+
+    case_begin("random: Philox multipliers in the kernel");
+    begin();
+    tl_graph_add_output(G, tl_g_random(G, TL_RANDOM_NORMAL, -1, 5, 0, TL_F32, S(8), L));
+    ptx = tl_nvptx_emit_ptx(G, NULL, NULL, err, sizeof err);
+    EXPECTF(ptx && (strstr(ptx, "-766435501") || strstr(ptx, "3528531795")), "%s", ptx ? "no 0xD2511F53" : err);
+    free(ptx);
+    tl_graph_free(G);
+    case_end();
+}
+
+static void block_case(void) {
+    char err[256];
+    if (gpu_block_step(err, sizeof err)) {
+        case_begin("ptx: transformer Block(D=16, H=4) training step");
+        EXPECTF(0, "%s", err);
+        case_end();
+    } else {
+        gpu_case_run("transformer Block(D=16, H=4) training step (forward + every param gradient)", 0);
+    }
+    gpu_block_free();
+}
+
+int main(int argc, char **argv) {
+    tl_diag_set_output(stdout);
+    find_ptxas();
+    if (!ptxas[0]) case_skip("ptxas checks", "no ptxas under the CUDA toolkit root ($CUDA_HOME or /usr/local/cuda)");
+    int nrandom = argc > 1 ? atoi(argv[1]) : 30;
+    structure_cases();
+    gemm_structure();
+    unary_cases();
+    binary_cases();
+    cast_cases();
+    reduce_cases();
+    contract_cases();
+    movement_cases();
+    source_cases();
+    scan_cases();
+    gpu_schedule_cases();
+    block_case();
+    for (int s = 0; s < nrandom; s++) random_graph_case(s);
+    printf("# %d PTX modules generated, %d assembled by ptxas\n", nptx, nassembled);
+    return check_done();
+}
