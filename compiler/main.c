@@ -23,6 +23,7 @@
 #include "fuse.h"
 #include "kernels.h"
 #include "loops.h"
+#include "nvptx/nvptx.h"
 #include "diag.h"
 #include "graph.h"
 #include "lower.h"
@@ -106,7 +107,7 @@ static void print_help(FILE *out) {
         "                               loops     Loop IR: kernels, loop nests, schedules\n"
         "                               llvm      LLVM IR of every kernel (or --kernel NAME)\n"
         "                               asm       host machine assembly (or --kernel NAME)\n"
-        "                               ptx       NVPTX assembly (planned)\n"
+        "                               ptx       NVPTX assembly of every kernel (--gpu-arch)\n"
         "                               schedule  the kernels' schedules (planned)\n"
         "  --dot                      with --emit=graph: Graphviz output (dot -Tsvg renders it)\n"
         "  --entry NAME               with --emit=graph: lower this fn or model (NAME may be\n"
@@ -117,11 +118,12 @@ static void print_help(FILE *out) {
         "  --method NAME              a model entry's method (default forward)\n"
         "  --train NAME               which train block (when a file has several)\n"
         "  --parse-only               stop after parsing (check syntax only)\n"
-        "  --target=cpu|cuda          code generation target, default cpu (planned)\n"
+        "  --target=cpu|cuda          run: where the step runs, default cpu; cuda needs an\n"
+        "                             NVIDIA GPU and driver (build: cpu only for now)\n"
         "  --cpu=NAME                 CPU to generate code for (e.g. znver5, skylake-avx512),\n"
         "                             default the host\n"
         "  --kernel NAME              with --emit=llvm|asm: only this kernel\n"
-        "  --gpu-arch=SM              GPU architecture, e.g. sm_90 (planned)\n"
+        "  --gpu-arch=SM              GPU architecture for --emit=ptx and cuda, default sm_80\n"
         "  -o FILE                    output file (build)\n"
         "  --interp                   run: through the reference interpreter (slow, exact)\n"
         "  --sample                   run: generate text from a checkpoint of the train\n"
@@ -248,6 +250,16 @@ static int emit_lowered(TlcOptions *o, TlProgram *prog) {
             TlKernelTable *t = tl_kernels_build(g, NULL, NULL, 0);
             if (t) tl_kernels_print(stdout, t);
             tl_kernels_free(t);
+        } else if (o->emit == EMIT_PTX) {
+            TlNvptxOptions no = {.arch = o->gpu_arch};
+            char *text = tl_nvptx_emit_ptx(g, &no, o->kernel, err, sizeof err);
+            if (!text) {
+                fprintf(stderr, "tlc: --emit=ptx: %s\n", err);
+                status = EXIT_INPUT;
+            } else {
+                fputs(text, stdout);
+                free(text);
+            }
         } else if (o->emit == EMIT_LOOPS) {
             TlLProgram *lp = tl_loops_lower(g, err, sizeof err);
             if (!lp) {
@@ -298,6 +310,7 @@ static int emit_stage(TlcOptions *o, const char *path) {
             tl_ast_print(stdout, ast->root);
         break;
     case EMIT_GRAPH:
+    case EMIT_PTX:
     case EMIT_FUSED:
     case EMIT_KERNELS:
     case EMIT_LOOPS:
@@ -336,8 +349,14 @@ static int cmd_run(TlcOptions *o) {
     argv[argc++] = (char *)o->files[0];
     for (int i = 0; i < o->nrest && argc < 1023; i++) argv[argc++] = (char *)o->rest[i];
     argv[argc] = NULL;
+    int mode = o->interp ? 1 : (o->target && strcmp(o->target, "cuda") == 0) ? 2 : 0;
+    if (o->sample && mode == 2) {
+        fprintf(stderr, "tlc: run --sample: --target=cuda is not supported yet (the sampler runs on the CPU)\n");
+        tl_program_free(prog);
+        return EXIT_USAGE;
+    }
     int status = o->sample ? tl_sample_main(prog, o->train, argc, argv, o->interp)
-                           : tl_train_main(prog, o->train, argc, argv, o->interp);
+                           : tl_train_main(prog, o->train, argc, argv, mode);
     if (tl_diag_error_count()) print_error_summary();
     tl_program_free(prog);
     return status;

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cpu/cpu.h"
+#include "nvptx/nvptx.h"
 #include "diag.h"
 #include "interp.h"
 #include "train.h"
@@ -18,13 +19,19 @@
 typedef struct Exec {
     TlInterp *it;
     TlCpuProgram *cp;
+    TlGpuProgram *gp;
 } Exec;
 
-static int ex_init(Exec *e, const TlGraph *g, int interp, int threads, char *err, size_t errlen) {
+/* mode: 0 JIT for the host CPU, 1 the interpreter, 2 the GPU (NVPTX + CUDA driver) */
+static int ex_init(Exec *e, const TlGraph *g, int mode, int threads, char *err, size_t errlen) {
     memset(e, 0, sizeof *e);
-    if (interp) {
+    if (mode == 1) {
         e->it = tl_interp_new(g);
         return e->it ? 0 : -1;
+    }
+    if (mode == 2) {
+        e->gp = tl_gpu_compile(g, NULL, err, (int)errlen);
+        return e->gp ? 0 : -1;
     }
     e->cp = tl_cpu_compile(g, NULL, err, (int)errlen);
     if (!e->cp) return -1;
@@ -32,18 +39,23 @@ static int ex_init(Exec *e, const TlGraph *g, int interp, int threads, char *err
     return 0;
 }
 static void ex_free(Exec *e) {
+    if (e->gp) tl_gpu_free(e->gp);
     if (e->it) tl_interp_free(e->it);
     if (e->cp) tl_cpu_free(e->cp);
 }
 static int ex_set_raw(Exec *e, int node, const void *data, int64_t n) {
+    if (e->gp) return tl_gpu_set_raw(e->gp, node, data, n);
     return e->it ? tl_interp_set_raw(e->it, node, data, n) : tl_cpu_set_raw(e->cp, node, data, n);
 }
 static int ex_set(Exec *e, int node, const double *v, int64_t n) {
+    if (e->gp) return tl_gpu_set(e->gp, node, v, n);
     return e->it ? tl_interp_set(e->it, node, v, n) : tl_cpu_set(e->cp, node, v, n);
 }
-static int ex_run(Exec *e) { return e->it ? tl_interp_run(e->it) : tl_cpu_run(e->cp); }
-static const char *ex_error(Exec *e) { return e->it ? tl_interp_error(e->it) : tl_cpu_error(e->cp); }
-static const TlTensor *ex_output(Exec *e, int k) { return e->it ? tl_interp_output(e->it, k) : tl_cpu_output(e->cp, k); }
+static int ex_run(Exec *e) { return e->gp ? tl_gpu_run(e->gp) : e->it ? tl_interp_run(e->it) : tl_cpu_run(e->cp); }
+static const char *ex_error(Exec *e) { return e->gp ? tl_gpu_error(e->gp) : e->it ? tl_interp_error(e->it) : tl_cpu_error(e->cp); }
+static const TlTensor *ex_output(Exec *e, int k) {
+    return e->gp ? tl_gpu_output(e->gp, k) : e->it ? tl_interp_output(e->it, k) : tl_cpu_output(e->cp, k);
+}
 
 
 /* The step and eval graphs of a plan as a trainer backend. */
@@ -166,7 +178,8 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv, int interp) {
+int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv, int mode) {
+    int interp = mode == 1;
     TlNode *train = tl_train_find(prog, train_name);
     if (!train) {
         fprintf(stderr, "tlc: %s\n", train_name ? "no train block of that name" : "the program has no train block (or several: name one with --train NAME)");
@@ -198,7 +211,7 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
     TlTrainerSpec spec;
     GraphBackend gb = {.p = p};
     if (tl_train_spec(p, &spec) < 0) goto done;
-    spec.backend = interp ? "reference interpreter" : "JIT";
+    spec.backend = mode == 1 ? "reference interpreter" : mode == 2 ? "GPU" : "JIT";
     gb.steps = (double)spec.steps;
     gb.pn = calloc((size_t)p->nparams + 1, sizeof(int64_t));
     gb.sn = calloc((size_t)p->nstates + 1, sizeof(int64_t));
@@ -211,11 +224,11 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
         for (int k = 0; k < spec.states[i].rank; k++) gb.sn[i] *= spec.states[i].shape[k];
     }
     double tc = now_s();
-    if (ex_init(&gb.step, p->step, interp, 0, err, sizeof err) != 0 || ex_init(&gb.eval, p->eval, interp, 0, err, sizeof err) != 0) {
-        fprintf(stderr, "tlc: compiling the training step: %s\n", err);
+    if (ex_init(&gb.step, p->step, mode, 0, err, sizeof err) != 0 || ex_init(&gb.eval, p->eval, mode, 0, err, sizeof err) != 0) {
+        fprintf(stderr, "tlc: %s: %s\n", mode == 2 ? "--target=cuda" : "compiling the training step", err);
         goto done;
     }
-    if (!interp) printf("compiled the step (%d graph nodes) and the evaluation in %.1f s\n", p->step->nnodes, now_s() - tc);
+    if (mode != 1) printf("compiled the step (%d graph nodes) and the evaluation in %.1f s\n", p->step->nnodes, now_s() - tc);
     TlTrainerBackend be = {&gb, gb_step, gb_eval, gb_threads};
     status = tl_trainer_run(&spec, &be, args);
 done:

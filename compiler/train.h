@@ -67,9 +67,10 @@ struct TlTrainerSpec;
 int tl_train_spec(const TlTrainPlan *p, struct TlTrainerSpec *s);
 void tl_train_spec_free(struct TlTrainerSpec *s);
 
-/* `tlc run [--interp] FILE -- ARGS`: parses ARGS (argv[0] is the program name), and trains,
- * through the reference interpreter (interp = 1) or JIT-compiled CPU code. Returns the
+/* `tlc run [--interp|--target=cuda] FILE -- ARGS`: parses ARGS (argv[0] is the program
+ * name), and trains, with the step JIT-compiled for the host CPU (mode 0), run by the
+ * reference interpreter (1), or compiled to PTX and run on the GPU (2). Returns the
  * process exit status. */
-int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv, int interp);
+int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv, int mode);
 
 #endif
