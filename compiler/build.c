@@ -22,6 +22,8 @@
 #include "build.h"
 #include "cpu/cpu.h"
 #include "loops.h"
+#include "schedule_cache.h"
+#include "memplan.h"
 #include "sample.h"
 #include "train.h"
 #include "trainer.h"
@@ -43,16 +45,40 @@ static int buf_of(const TlCpuProgram *cp, int node) {
     return node >= 0 ? lp->node_buf[node] : -1;
 }
 
+/* The memory plan of a program whose dims are all constant (NULL otherwise): its TEMP and
+ * STATE buffers in one arena, the graph's outputs kept (compiler/memplan.h). */
+static TlMemPlan *static_plan(const TlLProgram *lp) {
+    if (lp->nsyms != 0) return NULL;
+    int n = lp->g ? lp->g->noutputs : 0;
+    int *keep = calloc((size_t)n + 1, sizeof(int));
+    if (!keep) return NULL;
+    n = tl_memplan_outputs(lp, keep, n);
+    const char *mp = getenv("TL_MEMPLAN");
+    TlMemPlan *m = tl_memplan_ex(lp, NULL, keep, n, !(mp && strcmp(mp, "0") == 0));
+    free(keep);
+    return m;
+}
+
 static void emit_desc(FILE *f, const TlCpuProgram *cp, const char *prefix, const char *name) {
     const TlLProgram *lp = tl_cpu_loops(cp);
+    TlMemPlan *m = static_plan(lp);
+    if (m) {
+        fprintf(f, "static const int64_t %soffset[] = {", prefix);
+        for (int i = 0; i < lp->nbuf; i++) fprintf(f, "%s%lld", i ? "," : "", (long long)m->offset[i]);
+        fprintf(f, "};\n");
+    }
     fprintf(f, "void %smain(void **, const int64_t *, TlRtParFor, void *);\n", prefix);
     fprintf(f, "void %ssizes(const int64_t *, int64_t *);\n", prefix);
     fprintf(f, "static const signed char %skind[] = {", prefix);
     for (int i = 0; i < lp->nbuf; i++) fprintf(f, "%s%d", i ? "," : "", (int)lp->buf[i].kind);
     fprintf(f, "};\nstatic const unsigned char %selem[] = {", prefix);
     for (int i = 0; i < lp->nbuf; i++) fprintf(f, "%s%d", i ? "," : "", (int)tl_ltype_size(lp->buf[i].elem));
-    fprintf(f, "};\nstatic const TlRtProgramDesc %sdesc = {\"%s\", %d, %skind, %selem, %d, %smain, %ssizes};\n\n", prefix,
+    fprintf(f, "};\nstatic const TlRtProgramDesc %sdesc = {\"%s\", %d, %skind, %selem, %d, %smain, %ssizes", prefix,
             name, lp->nbuf, prefix, prefix, lp->nsyms, prefix, prefix);
+    if (m) fprintf(f, ", %soffset, %lld}; /* arena: %lld bytes, %lld without reuse */\n\n", prefix, (long long)m->arena,
+                   (long long)m->arena, (long long)m->total);
+    else fprintf(f, ", 0, 0};\n\n");
+    tl_memplan_free(m);
 }
 
 static int is_runtime_flag(const TlTrainPlan *p, const char *name) {
@@ -395,7 +421,7 @@ static int emit_main(const char *path, const TlTrainPlan *p, const TlTrainerSpec
           "        fprintf(stderr, \"%s: %s\\n\", argv[0], err);\n"
           "        return 1;\n"
           "    }\n"
-          "    TlTrainerBackend be = {&c, step_fn, eval_fn, threads_fn};\n"
+          "    TlTrainerBackend be = {&c, step_fn, eval_fn, threads_fn, NULL};\n"
           "    int status = tl_trainer_run(&s, &be, a);\n"
           "    tl_rt_program_free(&c.step);\n"
           "    tl_rt_program_free(&c.eval);\n"
@@ -462,9 +488,16 @@ int tl_build_main(TlProgram *prog, const char *train_name, const char *out, cons
     char tmp[] = "/tmp/tlc-build-XXXXXX";
     int have_tmp = 0;
     if (!p || tl_train_spec(p, &spec) < 0) goto done;
+    if (p->tokenizer) {
+        fprintf(stderr, "tlc: build: the tokenizer '%s' is not byte-level; built executables train on bytes only for now (use tlc run)\n",
+                p->tokenizer);
+        goto done;
+    }
     TlCpuOptions co = {.cpu = cpu, .opt_level = 3};
-    step = tl_cpu_compile(p->step, &co, err, sizeof err);
-    eval = step ? tl_cpu_compile(p->eval, &co, err, sizeof err) : NULL;
+    int nc1 = 0, nc2 = 0;
+    step = tl_cpu_compile_cached(p->step, &co, &nc1, err, sizeof err);
+    eval = step ? tl_cpu_compile_cached(p->eval, &co, &nc2, err, sizeof err) : NULL;
+    if (nc1 + nc2) printf("using %d tuned kernel schedules from the tuning cache\n", nc1 + nc2);
     if (!step || !eval) {
         fprintf(stderr, "tlc: build: %s\n", err);
         goto done;

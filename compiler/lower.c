@@ -14,6 +14,7 @@
 
 #include "lower_internal.h"
 #include "source.h"
+#include "tokdecl.h"
 
 #define MAX_DEPTH 200
 
@@ -386,6 +387,8 @@ static Value *lower_matmul(Lower *L, int a, int b, TlLoc loc) {
 
 Value *lower_binary(Lower *L, TlOp op, Value *a, Value *b, TlLoc loc) {
     if (!a || !b) return NULL;
+    if (a->kind == V_STR && b->kind == V_STR && (op == TL_OP_EQ || op == TL_OP_NE))
+        return lv_bool(L, (strcmp(a->s, b->s) == 0) == (op == TL_OP_EQ));
     if (lv_is_number(a) && lv_is_number(b)) {
         Value *r = fold_numbers(L, op, a, b, loc);
         if (r || L->failed) return r;
@@ -1115,6 +1118,17 @@ static Value *lower_field(Lower *L, Value *base, TlNode *e) {
     }
     case V_TOKENIZER:
         if (strcmp(e->name, "size") == 0) {
+            if (base->ival < 0 && base->decl && base->mod && base->mod->index == 0) {
+                /* build it (loads its files, or trains it) to know its vocabulary */
+                char err[512];
+                TlTokenizer *t = tl_tokdecl_build(L->prog, base->decl->name, err, sizeof err);
+                if (!t) {
+                    L->failed = 1;
+                    return NULL;
+                }
+                base->ival = (int64_t)tl_tok_vocab_size(t);
+                tl_tok_free(t);
+            }
             if (base->ival < 0) return lower_error(L, e->loc, "the size of this tokenizer is known only when it is built");
             return lv_int_c(L, base->ival);
         }
@@ -1357,6 +1371,7 @@ static void setup_module(Lower *L, Module *M) {
         case TL_N_TOKENIZER:
             v = lv_new(L, V_TOKENIZER);
             v->decl = it;
+            v->mod = M;
             v->ival = tokenizer_size(it);
             break;
         case TL_N_DIM:

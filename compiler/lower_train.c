@@ -122,9 +122,14 @@ static int eval_pipeline(Lower *L, Env *env, TlNode *e, TlTrainPlan *p) {
         p->flag_data = a[0]->flag ? strdup(a[0]->flag) : NULL;
     } else if (!strcmp(f, "tokenize")) {
         if (n != 1 || a[0]->kind != V_TOKENIZER) return lower_error(L, e->loc, "tokenize() takes a tokenizer"), -1;
-        if (a[0]->ival != 256)
-            return lower_error(L, e->loc, "only byte-level tokenizers (bytes()) can train here yet"), -1;
         p->vocab = a[0]->ival;
+        free((char *)p->tokenizer);
+        /* byte-level needs no tokenizer object; any other is built from its declaration */
+        p->tokenizer = a[0]->ival == 256 && a[0]->decl && a[0]->decl->a && a[0]->decl->a->kind == TL_N_CALL &&
+                               a[0]->decl->a->a && a[0]->decl->a->a->kind == TL_N_IDENT &&
+                               !strcmp(a[0]->decl->a->a->name, "bytes")
+                           ? NULL
+                           : strdup(a[0]->decl->name);
     } else if (!strcmp(f, "batches")) {
         if (n != 2 || !lv_const_int(L, a[0], &p->B) || !lv_const_int(L, a[1], &v))
             return lower_error(L, e->loc, "batches(B, T) takes two integers"), -1;
@@ -184,8 +189,13 @@ static Env *eval_bindings(Lower *L, TlNode *train, TlTrainPlan *p) {
             env_set(L, env, s->name, f);
             continue;
         }
+        if (s->kind == TL_N_IF) {
+            /* a condition on the flags, decided when the plan is made */
+            if (lower_exec_stmt(L, env, s) < 0) return NULL;
+            continue;
+        }
         if (s->kind != TL_N_ASSIGN || s->list.n != 1 || s->list.v[0]->kind != TL_N_IDENT) {
-            lower_error(L, s->loc, "a train block holds `name = value` bindings and fns");
+            lower_error(L, s->loc, "a train block holds `name = value` bindings, fns and ifs on its flags");
             return NULL;
         }
         const char *name = s->list.v[0]->name;
@@ -553,6 +563,7 @@ void tl_train_plan_free(TlTrainPlan *p) {
     free(p->states);
     free(p->state_out);
     free((char *)p->data_path);
+    free((char *)p->tokenizer);
     const char **flags[] = {&p->flag_steps, &p->flag_log_every, &p->flag_eval_every, &p->flag_checkpoint_every,
                             &p->flag_seed, &p->flag_out, &p->flag_data, &p->flag_lr};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) free((char *)*flags[i]);

@@ -24,6 +24,8 @@
 #include "kernels.h"
 #include "loops.h"
 #include "nvptx/nvptx.h"
+#include "schedule_cache.h"
+#include "tune.h"
 #include "diag.h"
 #include "graph.h"
 #include "lower.h"
@@ -95,7 +97,8 @@ static void print_help(FILE *out) {
         "                             ARGS are the program's flags (try: -- --help)\n"
         "  kernels FILE               the table of kernels: the .tl lines each came from, the\n"
         "                             ops it fused, shapes, FLOPs, bytes, arithmetic intensity\n"
-        "  tune FILE                  search kernel schedules and cache the best (planned)\n"
+        "  tune FILE [--budget S]     search kernel schedules (measured, checked against the\n"
+        "                             default's output) and cache the best; see tlc tune --help\n"
         "  tokenizer train|encode|decode ...  train or apply a tokenizer (BPE, GPT-2,\n"
         "                             WordPiece); see 'tlc tokenizer --help'\n"
         "\n"
@@ -108,7 +111,8 @@ static void print_help(FILE *out) {
         "                               llvm      LLVM IR of every kernel (or --kernel NAME)\n"
         "                               asm       host machine assembly (or --kernel NAME)\n"
         "                               ptx       NVPTX assembly of every kernel (--gpu-arch)\n"
-        "                               schedule  the kernels' schedules (planned)\n"
+        "                               schedule  each kernel's schedule and where it came\n"
+        "                                         from (default heuristic or tuning cache)\n"
         "  --dot                      with --emit=graph: Graphviz output (dot -Tsvg renders it)\n"
         "  --entry NAME               with --emit=graph: lower this fn or model (NAME may be\n"
         "                             qualified: nn.layer_norm) instead of the train block\n"
@@ -260,6 +264,22 @@ static int emit_lowered(TlcOptions *o, TlProgram *prog) {
                 fputs(text, stdout);
                 free(text);
             }
+        } else if (o->emit == EMIT_SCHEDULE) {
+            TlLProgram *lp = tl_loops_lower(g, err, sizeof err);
+            if (!lp) {
+                fprintf(stderr, "tlc: --emit=schedule: %s\n", err);
+                status = EXIT_INTERNAL;
+            } else {
+                char key[512];
+                tl_schedule_target_key(o->cpu, 0, key, sizeof key);
+                TlSchedSource *src = calloc((size_t)lp->nkern + 1, sizeof *src);
+                TlKSched *sch = calloc((size_t)lp->nkern + 1, sizeof *sch);
+                tl_schedule_cache_apply(lp, key, NULL, NULL, src, sch);
+                tl_schedule_print(stdout, lp, src, sch);
+                free(src);
+                free(sch);
+                tl_loops_free(lp);
+            }
         } else if (o->emit == EMIT_LOOPS) {
             TlLProgram *lp = tl_loops_lower(g, err, sizeof err);
             if (!lp) {
@@ -310,6 +330,7 @@ static int emit_stage(TlcOptions *o, const char *path) {
             tl_ast_print(stdout, ast->root);
         break;
     case EMIT_GRAPH:
+    case EMIT_SCHEDULE:
     case EMIT_PTX:
     case EMIT_FUSED:
     case EMIT_KERNELS:
@@ -407,7 +428,7 @@ static const Command commands[] = {
     {"build", cmd_build},
     {"run", cmd_run},
     {"kernels", cmd_kernels},
-    {"tune", cmd_planned},
+    {"tune", cmd_planned}, /* handled before parsing: tl_tune_main */
     {"tokenizer", cmd_planned},
     {"emit", cmd_emit}, /* implicit: a bare --emit=STAGE */
 };
@@ -593,7 +614,9 @@ int main(int argc, char **argv) {
         signal(SIGABRT, on_crash);
     }
 #endif
-    /* `tlc tokenizer ...` has its own flags (docs/tokenizers.md) */
+    /* `tlc tune ...` and `tlc tokenizer ...` have their own flags (docs/tuning.md,
+     * docs/tokenizers.md) */
+    if (argc >= 2 && strcmp(argv[1], "tune") == 0) return tl_tune_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "tokenizer") == 0) return tl_cmd_tokenizer(argc - 1, argv + 1);
     TlcOptions o = {0};
     parse_args(argc, argv, &o);

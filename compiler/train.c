@@ -11,6 +11,8 @@
 #include "nvptx/nvptx.h"
 #include "diag.h"
 #include "interp.h"
+#include "schedule_cache.h"
+#include "tokdecl.h"
 #include "train.h"
 #include "trainer.h"
 
@@ -33,8 +35,11 @@ static int ex_init(Exec *e, const TlGraph *g, int mode, int threads, char *err, 
         e->gp = tl_gpu_compile(g, NULL, err, (int)errlen);
         return e->gp ? 0 : -1;
     }
-    e->cp = tl_cpu_compile(g, NULL, err, (int)errlen);
+    int ncached = 0;
+    TlCpuOptions co = {.opt_level = 3, .threads = threads};
+    e->cp = tl_cpu_compile_cached(g, &co, &ncached, err, (int)errlen);
     if (!e->cp) return -1;
+    if (ncached) printf("using %d tuned kernel schedules from the tuning cache\n", ncached);
     if (threads > 0) tl_cpu_set_threads(e->cp, threads);
     return 0;
 }
@@ -64,7 +69,20 @@ typedef struct GraphBackend {
     Exec step, eval;
     int64_t *pn, *sn; /* element counts of params and states */
     double steps;     /* the run's step count (the schedule's horizon) */
+    TlTokenizer *tok; /* the data pipeline's tokenizer; NULL: bytes */
 } GraphBackend;
+
+static int gb_tokenize(void *ctx, const uint8_t *text, size_t n, int32_t **ids, int64_t *nids, char *err, size_t errlen) {
+    GraphBackend *b = ctx;
+    TlTokIds out = {0};
+    if (tl_tok_encode(b->tok, text, n, &out, err, errlen) != 0) {
+        tl_tok_ids_free(&out);
+        return -1;
+    }
+    *ids = out.v; /* malloc'd by the tokenizer; the trainer frees it */
+    *nids = (int64_t)out.n;
+    return 0;
+}
 
 static int gb_step(void *ctx, const int32_t *x, const int32_t *y, int64_t step, int64_t seed, double lr, float **params,
                    float **states, double *loss, double *lr_used, char *err, size_t errlen) {
@@ -223,17 +241,25 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
         gb.sn[i] = 1;
         for (int k = 0; k < spec.states[i].rank; k++) gb.sn[i] *= spec.states[i].shape[k];
     }
+    if (p->tokenizer) {
+        gb.tok = tl_tokdecl_build(prog, p->tokenizer, err, sizeof err);
+        if (!gb.tok) {
+            fprintf(stderr, "tlc: %s\n", err);
+            goto done;
+        }
+    }
     double tc = now_s();
     if (ex_init(&gb.step, p->step, mode, 0, err, sizeof err) != 0 || ex_init(&gb.eval, p->eval, mode, 0, err, sizeof err) != 0) {
         fprintf(stderr, "tlc: %s: %s\n", mode == 2 ? "--target=cuda" : "compiling the training step", err);
         goto done;
     }
     if (mode != 1) printf("compiled the step (%d graph nodes) and the evaluation in %.1f s\n", p->step->nnodes, now_s() - tc);
-    TlTrainerBackend be = {&gb, gb_step, gb_eval, gb_threads};
+    TlTrainerBackend be = {&gb, gb_step, gb_eval, gb_threads, gb.tok ? gb_tokenize : NULL};
     status = tl_trainer_run(&spec, &be, args);
 done:
     ex_free(&gb.step);
     ex_free(&gb.eval);
+    if (gb.tok) tl_tok_free(gb.tok);
     free(gb.pn);
     free(gb.sn);
     tl_train_spec_free(&spec);

@@ -35,6 +35,7 @@ typedef struct TlTrainPlan {
         *flag_out, *flag_data, *flag_lr;
     /* data: text(path) | tokenize(bytes) | batches(B, T) */
     const char *data_path;
+    const char *tokenizer;      /* the tokenizer declaration's name; NULL: byte-level */
     int64_t B, T, vocab;
     int64_t accum;              /* micro-batches per step (grad_accum); x, y are [accum, B, T] when > 1 */
     /* the step graph */

@@ -46,6 +46,7 @@ int tl_rt_program_init(TlRtProgram *p, const TlRtProgramDesc *d, TlPool *pool, c
 void tl_rt_program_free(TlRtProgram *p) {
     if (!p->d) return;
     for (int i = 0; i < p->d->nbuf; i++) tl_mem_free(p->own[i]);
+    tl_mem_free(p->arena);
     free(p->own);
     free(p->slots);
     free(p->numel);
@@ -60,8 +61,19 @@ int tl_rt_run(TlRtProgram *p, char *err, size_t errlen) {
     const TlRtProgramDesc *d = p->d;
     if (!p->ready) {
         d->sizes(p->syms, p->numel);
+        if (d->offset) {
+            p->arena = tl_mem_calloc((size_t)(d->arena > 0 ? d->arena : 1));
+            if (!p->arena) {
+                snprintf(err, errlen, "program %s: out of memory (%lld bytes)", d->name, (long long)d->arena);
+                return -1;
+            }
+        }
         for (int i = 0; i < d->nbuf; i++) {
             if (d->kind[i] != TL_RT_TEMP && d->kind[i] != TL_RT_STATE) continue;
+            if (d->offset) {
+                p->slots[i] = (unsigned char *)p->arena + d->offset[i];
+                continue;
+            }
             size_t bytes = (size_t)(p->numel[i] > 0 ? p->numel[i] : 1) * d->elem[i];
             p->own[i] = tl_mem_calloc(bytes);
             if (!p->own[i]) {
@@ -77,7 +89,7 @@ int tl_rt_run(TlRtProgram *p, char *err, size_t errlen) {
             snprintf(err, errlen, "program %s: input buffer b%d was not set", d->name, i);
             return -1;
         }
-        if (d->kind[i] == TL_RT_STATE) memset(p->own[i], 0, (size_t)(p->numel[i] > 0 ? p->numel[i] : 1) * d->elem[i]);
+        if (d->kind[i] == TL_RT_STATE) memset(d->offset ? (unsigned char *)p->arena + d->offset[i] : p->own[i], 0, (size_t)(p->numel[i] > 0 ? p->numel[i] : 1) * d->elem[i]);
     }
     d->main(p->slots, p->syms, tl_rt_parfor, p->pool);
     return 0;

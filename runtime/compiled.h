@@ -6,7 +6,10 @@
  *   void Psizes(const int64_t *syms, int64_t *numel);
  * bufs has one slot per buffer of the program's Loop IR (docs/loops.md); the caller points
  * the input and param slots at its own memory, the rest (temporaries, scan state) are
- * allocated here once, 64-byte aligned, on the first run: no allocation afterwards. */
+ * allocated here once, 64-byte aligned, on the first run: no allocation afterwards. When
+ * the description carries a memory plan (tlc build makes one when every dim is constant:
+ * compiler/memplan.h, docs/memory.md), they are one arena and buffers whose live ranges
+ * do not overlap share bytes; otherwise each has its own block. */
 #ifndef TL_COMPILED_H
 #define TL_COMPILED_H
 #include <stddef.h>
@@ -28,6 +31,9 @@ typedef struct TlRtProgramDesc {
     int nsyms;                 /* dim symbols (must be 0 or bound by the caller) */
     void (*main)(void **bufs, const int64_t *syms, TlRtParFor parfor, void *pool);
     void (*sizes)(const int64_t *syms, int64_t *numel);
+    const int64_t *offset;     /* per buffer: byte offset of a TEMP/STATE buffer in the arena;
+                                  NULL: no plan, one block per buffer */
+    int64_t arena;             /* the arena's bytes (with offset) */
 } TlRtProgramDesc;
 
 typedef struct TlRtProgram {
@@ -38,6 +44,7 @@ typedef struct TlRtProgram {
     int64_t syms[16];
     TlPool *pool;
     int ready;
+    void *arena;               /* the planned buffers' memory (desc->offset), else NULL */
 } TlRtProgram;
 
 /* parfor for generated code: [0, n) in static chunks over the pool (deterministic). */

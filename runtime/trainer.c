@@ -135,7 +135,22 @@ int tl_trainer_run(const TlTrainerSpec *s, const TlTrainerBackend *be, const TlA
     int metrics_open = 0;
     TlProgress pbar;
     TlCkpt *ck = NULL;
-    if (tl_data_load(s->data_path, &corpus, err, sizeof err) != 0 || tl_data_tokens_bytes(corpus, &all, err, sizeof err) != 0 ||
+    int tok_ok = 0;
+    if (tl_data_load(s->data_path, &corpus, err, sizeof err) == 0) {
+        if (be->tokenize) {
+            int32_t *ids = NULL;
+            int64_t n = 0;
+            if (be->tokenize(be->ctx, corpus->bytes, corpus->n, &ids, &n, err, sizeof err) == 0) {
+                all.ids = ids;
+                all.n = n;
+                all.own_ = ids;
+                tok_ok = 1;
+            }
+        } else {
+            tok_ok = tl_data_tokens_bytes(corpus, &all, err, sizeof err) == 0;
+        }
+    }
+    if (!tok_ok ||
         tl_data_split(&all, s->val_frac > 0 ? s->val_frac : 0.1, &tr, &va, err, sizeof err) != 0 ||
         tl_data_batcher_init(&btrain, &tr, (int)s->B, (int)s->T, (uint64_t)s->seed, "the training split", err, sizeof err) != 0 ||
         tl_data_batcher_init(&bval, &va, (int)s->B, (int)s->T, (uint64_t)s->seed, "the validation split", err, sizeof err) != 0) {

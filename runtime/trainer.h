@@ -62,6 +62,9 @@ typedef struct TlTrainerBackend {
     int (*eval)(void *ctx, const int32_t *x, const int32_t *y, float **params, double *loss, char *err,
                 size_t errlen);
     void (*set_threads)(void *ctx, int threads); /* may be NULL */
+    /* The corpus as token ids (into out->ids / out->n, malloc'd, owned by the caller);
+     * NULL: byte-level (id = byte). */
+    int (*tokenize)(void *ctx, const uint8_t *text, size_t n, int32_t **ids, int64_t *nids, char *err, size_t errlen);
 } TlTrainerBackend;
 
 /* Registers the loop's own flags: --resume DIR, --out DIR, --eval-batches N, --threads N

@@ -13,6 +13,7 @@
 #include <llvm-c/Target.h>
 
 #include "cpu_internal.h"
+#include "memplan.h"
 #include "philox.h"
 #include "pool.h"
 
@@ -122,8 +123,12 @@ struct TlCpuProgram {
     Binding *bind; int nbind;
     int64_t *syms;
     void **slots;      /* the bufs array passed to tl_main */
-    void **own;        /* allocations per buffer */
-    size_t *cap;       /* bytes allocated per buffer */
+    TlMemPlan *plan;   /* TEMP and STATE buffers in one arena (compiler/memplan.h) */
+    int64_t *plan_syms;/* the symbol values the plan was made for */
+    int reuse;         /* 0 when TL_MEMPLAN=0: every buffer has bytes of its own */
+    int *keep, nkeep;  /* the outputs' buffers */
+    unsigned char *arena;
+    size_t arena_cap;
     int64_t *numel;
     void **given;      /* per top node: value set by the caller (storage form) */
     int64_t *given_n;
@@ -229,11 +234,15 @@ TlCpuProgram *tl_cpu_compile_loops(const TlGraph *g, TlLProgram *lp, const TlCpu
     p->g = g, p->lp = lp;
     size_t nb = (size_t)lp->nbuf + 1, nn = (size_t)g->nnodes + 1;
     p->syms = calloc((size_t)lp->nsyms + 1, sizeof *p->syms);
-    p->slots = calloc(nb, sizeof *p->slots), p->own = calloc(nb, sizeof *p->own);
-    p->cap = calloc(nb, sizeof *p->cap), p->numel = calloc(nb, sizeof *p->numel);
+    p->slots = calloc(nb, sizeof *p->slots), p->numel = calloc(nb, sizeof *p->numel);
+    p->plan_syms = calloc((size_t)lp->nsyms + 1, sizeof *p->plan_syms);
+    p->keep = calloc((size_t)g->noutputs + 1, sizeof *p->keep);
+    p->nkeep = tl_memplan_outputs(lp, p->keep, g->noutputs);
+    const char *mp = getenv("TL_MEMPLAN");
+    p->reuse = !(mp && strcmp(mp, "0") == 0);
     p->given = calloc(nn, sizeof *p->given), p->given_n = calloc(nn, sizeof *p->given_n);
     p->views = calloc(nn, sizeof *p->views);
-    if (!p->syms || !p->slots || !p->own || !p->cap || !p->numel || !p->given || !p->given_n || !p->views) abort();
+    if (!p->syms || !p->slots || !p->plan_syms || !p->keep || !p->numel || !p->given || !p->given_n || !p->views) abort();
     if (tl_cpu_target_init(&p->target, o, err, errn) || jit_program(p, err, errn)) {
         tl_cpu_free(p);
         return NULL;
@@ -248,11 +257,12 @@ void tl_cpu_free(TlCpuProgram *p) {
     tl_cpu_target_fini(&p->target);
     tl_pool_destroy(p->pool);
     if (p->lp) {
-        for (int i = 0; i < p->lp->nbuf; i++) free(p->own[i]);
         for (int i = 0; i < p->g->nnodes; i++) free(p->given[i]);
     }
     for (int i = 0; i < p->nbind; i++) free(p->bind[i].name);
-    free(p->bind), free(p->syms), free(p->slots), free(p->own), free(p->cap), free(p->numel);
+    tl_memplan_free(p->plan);
+    free(p->arena), free(p->plan_syms), free(p->keep);
+    free(p->bind), free(p->syms), free(p->slots), free(p->numel);
     free(p->given), free(p->given_n), free(p->views);
     tl_loops_free(p->lp);
     free(p);
@@ -286,6 +296,7 @@ static int settable(TlCpuProgram *p, int node) {
 
 static void *given_buf(TlCpuProgram *p, int node, int64_t n) {
     size_t es = tl_interp_storage_size(p->g->nodes[node].dtype);
+    if (p->given[node] && p->given_n[node] == n) return p->given[node]; /* no malloc per step */
     free(p->given[node]);
     size_t bytes = ((size_t)(n > 0 ? n : 1) * es + 63) / 64 * 64;
     p->given[node] = aligned_alloc(64, bytes);
@@ -325,6 +336,35 @@ int tl_cpu_set_raw(TlCpuProgram *p, int node, const void *data, int64_t n) {
     return 0;
 }
 
+/* Plans the TEMP and STATE buffers into one arena when the symbol values are new: the
+ * arena only grows, so runs at the same sizes allocate nothing. */
+static int replan(TlCpuProgram *p) {
+    const TlLProgram *lp = p->lp;
+    size_t ns = sizeof *p->syms * (size_t)lp->nsyms;
+    if (p->plan && (ns == 0 || memcmp(p->plan_syms, p->syms, ns) == 0)) return 0;
+    for (int i = 0; i < lp->nbuf; i++)
+        if (tl_loops_eval(lp, lp->buf[i].numel, p->syms) < 0) return perr(p, "negative size for buffer b%d", i);
+    tl_memplan_free(p->plan);
+    p->plan = tl_memplan_ex(lp, p->syms, p->keep, p->nkeep, p->reuse);
+    if (!p->plan) return perr(p, "cannot plan the buffers");
+    if (ns) memcpy(p->plan_syms, p->syms, ns);
+    size_t bytes = (size_t)p->plan->arena > 64 ? (size_t)p->plan->arena : 64;
+    if (bytes > p->arena_cap) {
+        free(p->arena);
+        p->arena = aligned_alloc(64, bytes);
+        p->arena_cap = p->arena ? bytes : 0;
+        if (!p->arena) {
+            tl_memplan_free(p->plan);
+            p->plan = NULL;
+            return perr(p, "out of memory for %zu bytes", bytes);
+        }
+    }
+    return 0;
+}
+
+/* The memory plan of the last run (NULL before the first). */
+const TlMemPlan *tl_cpu_memplan(const TlCpuProgram *p) { return p->plan; }
+
 int tl_cpu_run(TlCpuProgram *p) {
     const TlLProgram *lp = p->lp;
     p->err[0] = 0;
@@ -334,6 +374,7 @@ int tl_cpu_run(TlCpuProgram *p) {
             if (strcmp(p->bind[i].name, lp->syms[s]) == 0) p->syms[s] = p->bind[i].value, found = 1;
         if (!found) return perr(p, "dim symbol '%s' is not bound", lp->syms[s]);
     }
+    if (replan(p)) return -1;
     for (int i = 0; i < lp->nbuf; i++) {
         const TlLBuf *b = &lp->buf[i];
         int64_t n = tl_loops_eval(lp, b->numel, p->syms);
@@ -347,15 +388,8 @@ int tl_cpu_run(TlCpuProgram *p) {
             p->slots[i] = p->given[b->node];
             continue;
         }
-        size_t bytes = ((size_t)(n > 0 ? n : 1) * tl_ltype_size(b->elem) + 63) / 64 * 64;
-        if (bytes > p->cap[i]) {
-            free(p->own[i]);
-            p->own[i] = aligned_alloc(64, bytes);
-            if (!p->own[i]) return perr(p, "out of memory for %zu bytes", bytes);
-            p->cap[i] = bytes;
-        }
-        if (b->kind == TL_LB_STATE) memset(p->own[i], 0, bytes);
-        p->slots[i] = p->own[i];
+        p->slots[i] = p->arena + p->plan->offset[i];
+        if (b->kind == TL_LB_STATE) memset(p->slots[i], 0, (size_t)p->plan->bytes[i]);
     }
     p->main(p->slots, p->syms, tl_cpu_parfor, p->pool);
     return 0;

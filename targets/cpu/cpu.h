@@ -27,6 +27,7 @@
 #include "graph.h"
 #include "interp.h"
 #include "loops.h"
+#include "memplan.h"
 
 typedef void (*TlCpuKernelFn)(void **bufs, const int64_t *syms, int64_t begin, int64_t end);
 typedef void (*TlCpuParFor)(void *pool, TlCpuKernelFn k, void **bufs, const int64_t *syms, int64_t n);
@@ -62,6 +63,10 @@ const char *tl_cpu_error(const TlCpuProgram *p);
 const TlTensor *tl_cpu_value(TlCpuProgram *p, int node); /* valid until the next run */
 const TlTensor *tl_cpu_output(TlCpuProgram *p, int k);
 void tl_cpu_set_threads(TlCpuProgram *p, int threads);  /* a new pool of that size */
+/* The plan of the temporaries' arena (compiler/memplan.h) the last run used; NULL before
+ * the first run. Values of graph nodes other than the outputs are overwritten by later
+ * kernels unless TL_MEMPLAN=0 was set when the program was compiled. */
+const TlMemPlan *tl_cpu_memplan(const TlCpuProgram *p);
 
 /* Text of the optimized LLVM IR / assembly of a whole program (kernel NULL) or one kernel
  * (its name, e.g. "tl_k3_exp"). malloc'd; NULL with a message in err. */

@@ -37,3 +37,17 @@ elif "$py" examples/gpt/load_checkpoint.py "$tmp/g" --expect-gpt >"$tmp/py.log" 
 else
   echo "FAIL: gpt/checkpoint_in_pytorch"; cat "$tmp/py.log"
 fi
+
+# --tokenizer bpe: the GPT trains on ids from a byte-level BPE that tl trains on the
+# corpus (2048 ids): fewer tokens than bytes, and the first loss is near ln(2048)
+if "$TLC" run examples/gpt/gpt.tl -- --tokenizer bpe $small --steps 4 --eval-every 2 --out "$tmp/b" >"$tmp/b.log" 2>&1 &&
+   python3 - "$tmp/b/metrics.jsonl" "$tmp/b.log" <<'PY'
+import json, math, re, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+log = open(sys.argv[2]).read()
+m = re.search(r"(\d+) params, (\d+) tokens", log)
+assert m and int(m.group(2)) < 2_000_000, log          # the 2.58 MB corpus as ~1M BPE ids
+assert abs(rows[0]["loss"] - math.log(2048)) < 0.5, rows[0]
+PY
+then echo "PASS: gpt/bpe_tokenizer"
+else echo "FAIL: gpt/bpe_tokenizer"; cat "$tmp/b.log"; fi
