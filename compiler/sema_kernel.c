@@ -397,7 +397,7 @@ typedef struct TokKind {
 
 static const TokKind tok_kinds[] = {
     {"bytes", {NULL}},
-    {"chars", {"alphabet", "unk", NULL}},
+    {"chars", {"alphabet", "train", "unk", NULL}},
     {"bpe", {"merges", "vocab", "split", "special", "train", "vocab_size", "lowercase", NULL}},
     {"wordpiece", {"vocab", "lowercase", "strip_accents", "unk", "special", "train", "vocab_size", NULL}},
 };

@@ -164,8 +164,22 @@ static int add_specials(Ctx *c, TlTokenizer *t, const Args *a) {
 static TlTokenizer *build_chars(Ctx *c, const Args *a, TlLoc loc) {
     if (reject(c, a, "chars", "unk", "a character vocabulary has no unknown token")) return NULL;
     TlNode *v = a->pos ? a->pos : arg(a, "alphabet");
+    if (!v && arg(a, "train")) {
+        /* chars(train = "corpus"): the vocabulary is every character of the data */
+        const char *data;
+        if (arg_str(c, a, "train", &data) < 0) return NULL;
+        char *path = resolve(c, data), e[1024];
+        TlCorpus *corpus = NULL;
+        TlTokenizer *t = NULL;
+        if (!path) fail(c, loc, "out of memory");
+        else if (tl_data_load(path, &corpus, e, sizeof e)) fail(c, arg(a, "train")->loc, "%s", e);
+        else if (!(t = tl_tok_chars_new(corpus->bytes, corpus->n, e, sizeof e))) fail(c, arg(a, "train")->loc, "%s", e);
+        tl_data_free(corpus);
+        free(path);
+        return t;
+    }
     if (!v) {
-        fail(c, loc, "chars(...) needs the alphabet: chars(\"abc...\") or chars(alphabet = \"...\")");
+        fail(c, loc, "chars(...) needs the alphabet or the data: chars(\"abc...\"), chars(alphabet = \"...\") or chars(train = \"corpus.txt\")");
         return NULL;
     }
     if (v->kind != TL_N_STRING || !v->str || !v->slen) {
