@@ -1,5 +1,6 @@
 /* lower_train.c — a train block to a TlTrainPlan: the step graph (forward, backward,
  * clipping, schedule, optimizer update) and the eval graph. See train.h. */
+#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -365,9 +366,25 @@ TlTrainPlan *tl_train_plan(TlProgram *prog, TlNode *train, TlArgs *args) {
     TlGraph *g = L->g;
     int np = L->nparams;
     int *pnodes = calloc((size_t)np + 1, sizeof(int)), *grads = calloc((size_t)np + 1, sizeof(int));
+    /* trainable = ["*.lora_a", "cls.*"]: only params matching a pattern train (the rest
+     * stay as they are, like buffers: no gradient, no optimizer state) */
+    Value *tr = env ? env_get(env, "trainable") : NULL;
+    if (tr && tr->kind != V_LIST && tr->kind != V_TUPLE) lower_error(L, loc, "trainable must be a list of name patterns");
+    for (int i = 0; tr && !L->failed && i < np; i++) {
+        int match = 0;
+        for (int k = 0; k < tr->n; k++) {
+            if (tr->items[k]->kind != V_STR) {
+                lower_error(L, loc, "trainable: patterns are strings such as \"*.lora_a\"");
+                break;
+            }
+            if (fnmatch(tr->items[k]->s, L->params[i].name, 0) == 0) match = 1;
+        }
+        if (!match) L->params[i].buffer = 1;
+    }
     int ntrain = 0;
     for (int i = 0; i < np; i++)
         if (!L->params[i].buffer) pnodes[ntrain++] = L->params[i].node;
+    if (tr && !L->failed && ntrain == 0) lower_error(L, loc, "trainable matches no parameter");
     p->accum = p->grad_accum > 1 ? p->grad_accum : 1;
     if (L->failed) {
     } else if (p->accum > 1) {

@@ -92,3 +92,20 @@ for a, b in zip(j, i):
 PY
 then echo "PASS: train/jit_matches_interp"
 else echo "FAIL: train/jit_matches_interp"; cat "$tmp/j.log" "$tmp/i.log"; fi
+
+# 9. trainable = ["head.*"]: only the matching params change and get optimizer state
+"$TLC" run --interp tests/train/partial.tl -- --steps 2 --out "$tmp/p2" >/dev/null 2>&1
+"$TLC" run --interp tests/train/partial.tl -- --steps 5 --out "$tmp/p5" >/dev/null 2>&1
+if python3 - "$tmp/p2/ckpt/ckpt-2.safetensors" "$tmp/p5/ckpt/ckpt-5.safetensors" <<'PY'
+import json, struct, sys
+def load(path):
+    data = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", data[:8])
+    h = json.loads(data[8:8 + n])
+    return {k: data[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]] for k, v in h.items() if k != "__metadata__"}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert set(a) == {"emb.w", "head.w", "head.b", "opt.0.head.w", "opt.0.head.b", "opt.1.head.w", "opt.1.head.b"}, sorted(a)
+assert a["emb.w"] == b["emb.w"], "a frozen param changed"
+assert a["head.w"] != b["head.w"], "a trainable param did not change"
+PY
+then echo "PASS: train/trainable_patterns"; else echo "FAIL: train/trainable_patterns"; fi
