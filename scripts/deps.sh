@@ -12,6 +12,7 @@ PKGS=(
   libutf8proc-dev          # Unicode normalization (WordPiece, accent stripping)
   libcjson-dev             # JSON (tokenizer files, safetensors headers)
   fortunes                 # the default training corpus
+  python3                  # test scripts read JSON metrics and safetensors headers
 )
 
 missing=()
