@@ -15,6 +15,7 @@
 #include <llvm-c/Transforms/PassBuilder.h>
 
 #include "cpu_internal.h"
+#include "cpu_vmath.h"
 
 typedef struct Cg {
     LLVMContextRef ctx;
@@ -31,6 +32,7 @@ typedef struct Cg {
     LLVMValueRef *localv; /* per local of the current kernel: alloca */
     const TlLKernel *k;
     LLVMValueRef begin, end;
+    int vmath; /* f32 exp/log/tanh/erf inline (cpu_vmath.c) rather than libm; TL_CPU_LIBM=1 turns off */
     char err[256];
 } Cg;
 
@@ -139,10 +141,10 @@ static LLVMValueRef gen_unary(Cg *c, TlLOp op, LLVMValueRef x, int isf) {
     }
     switch (op) {
     case TL_LOP_NEG: return LLVMBuildFNeg(c->b, x, "");
-    case TL_LOP_EXP: return libm1(c, "exp", x);
-    case TL_LOP_LOG: return libm1(c, "log", x);
-    case TL_LOP_TANH: return libm1(c, "tanh", x);
-    case TL_LOP_ERF: return libm1(c, "erf", x);
+    case TL_LOP_EXP: return t == c->f32 && c->vmath ? tl_vmath_f32(c->mod, c->b, TL_VM_EXP, x) : libm1(c, "exp", x);
+    case TL_LOP_LOG: return t == c->f32 && c->vmath ? tl_vmath_f32(c->mod, c->b, TL_VM_LOG, x) : libm1(c, "log", x);
+    case TL_LOP_TANH: return t == c->f32 && c->vmath ? tl_vmath_f32(c->mod, c->b, TL_VM_TANH, x) : libm1(c, "tanh", x);
+    case TL_LOP_ERF: return t == c->f32 && c->vmath ? tl_vmath_f32(c->mod, c->b, TL_VM_ERF, x) : libm1(c, "erf", x);
     case TL_LOP_SIN: return libm1(c, "sin", x);
     case TL_LOP_COS: return libm1(c, "cos", x);
     case TL_LOP_SQRT: return intrinsic(c, "llvm.sqrt", t, &x, 1);
@@ -561,6 +563,7 @@ LLVMModuleRef tl_cpu_codegen(LLVMContextRef ctx, const TlLProgram *p, const TlCp
     Cg c;
     memset(&c, 0, sizeof c);
     c.ctx = ctx, c.p = p, c.t = t;
+    { const char *lm = getenv("TL_CPU_LIBM"); c.vmath = !(lm && lm[0] == '1'); }
     c.mod = LLVMModuleCreateWithNameInContext("tl", ctx);
     LLVMSetTarget(c.mod, t->triple);
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
