@@ -134,7 +134,7 @@ typedef struct TlLGemm {
     int sa_b, sa_m, sa_k;  /* i64 exprs: element strides of A, B, C */
     int sb_b, sb_k, sb_n;
     int sc_b, sc_m;
-    int mr, nr;            /* register block: mr rows x nr columns (nr = 32: two zmm) */
+    int mr, nr;            /* register block: mr rows x nr columns (6 x 64 on AVX-512: four zmm) */
     int kc, mc, nc;        /* cache blocks: k depth, rows per pass, columns of packed B */
     int ku;                /* k-loop unroll of the microkernel */
     int prefetch;          /* prefetch distance in k steps (0: none) */
