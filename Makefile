@@ -92,7 +92,7 @@ test-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CC=clang-19 OPT="-O1 -fno-omit-frame-pointer" \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    EXTRA_LDLIBS="-fsanitize=address,undefined" all units
-	@BUILD=build-asan TL_FUZZ_SKIP=1 bash tests/run.sh
+	@BUILD=build-asan TL_FUZZ_SKIP=1 CC="clang-19 -fsanitize=address,undefined" bash tests/run.sh
 
 test-long: deps
 	@$(MAKE) --no-print-directory all units
