@@ -292,8 +292,19 @@ int tl_trainer_run(const TlTrainerSpec *s, const TlTrainerBackend *be, const TlA
         free(xs[k]);
         free(ys[k]);
     }
-    printf("done: %lld steps in %.1f s; checkpoints in %s, metrics in %s, plot in %s\n", (long long)(s->steps - start),
-           now_s() - t0, ckdir, path, svg);
+    /* and the throughput */
+    char svg2[4300];
+    snprintf(svg2, sizeof svg2, "%s/tokens_per_s.svg", out);
+    double *tx = NULL, *ty = NULL;
+    int tn = 0;
+    tl_metrics_series(path, "step", "tokens_per_s", NULL, NULL, &tx, &ty, &tn, err, sizeof err);
+    TlPlotSeries ts1 = {"tokens/s", tx, ty, tn};
+    TlPlotOpts po2 = {.title = s->name, .xlabel = "step", .ylabel = "tokens per second"};
+    if (tn > 0 && tl_plot_svg(svg2, &po2, &ts1, 1, err, sizeof err) != 0) fprintf(stderr, "warning: %s\n", err);
+    free(tx);
+    free(ty);
+    printf("done: %lld steps in %.1f s; checkpoints in %s, metrics in %s, plots in %s and %s\n",
+           (long long)(s->steps - start), now_s() - t0, ckdir, path, svg, svg2);
     status = 0;
 done:
     if (metrics_open) tl_metrics_close(&metrics);
