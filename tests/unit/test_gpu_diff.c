@@ -70,7 +70,7 @@ static int compare_outputs(TlGpuProgram *p, TlInterp *it, int exact, int gemm) {
 
 static int ncases;
 
-static void gpu_case_run(const char *name, int exact) {
+static void graph_case_run(const char *name, int exact) {
     case_begin("%s", name);
     ncases++;
     if (tl_graph_error(G)) { EXPECTF(0, "graph error: %s", tl_graph_error(G)); case_end(); return; }
@@ -133,7 +133,7 @@ static void block_case(void) {
         EXPECTF(0, "%s", err);
         case_end();
     } else {
-        gpu_case_run("transformer Block(D=16, H=4) training step: output and every param gradient", 0);
+        graph_case_run("transformer Block(D=16, H=4) training step: output and every param gradient", 0);
     }
     gpu_block_free();
 }

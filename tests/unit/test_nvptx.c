@@ -64,7 +64,7 @@ static int count(const char *s, const char *pat) {
     return n;
 }
 
-static void gpu_case_run(const char *name, int exact) {
+static void graph_case_run(const char *name, int exact) {
     (void)exact;
     case_begin("ptx: %s", name);
     char err[512];
@@ -251,7 +251,7 @@ static void block_case(void) {
         EXPECTF(0, "%s", err);
         case_end();
     } else {
-        gpu_case_run("transformer Block(D=16, H=4) training step (forward + every param gradient)", 0);
+        graph_case_run("transformer Block(D=16, H=4) training step (forward + every param gradient)", 0);
     }
     gpu_block_free();
 }
