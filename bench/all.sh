@@ -33,7 +33,8 @@ if files:
         for t, threads in ((0, 1), (1, 2)):
             tl, ob = r["tl_gflops"][t], r["openblas_gflops"][t]
             new.append({"bench": f"gemm {r['shape']}", "metric": f"GFLOPS, {threads} thread{'s' if threads > 1 else ''}",
-                        "tl": tl, "anchor_name": "OpenBLAS cblas_sgemm", "anchor": ob, "ratio": round(tl / ob, 3)})
+                        "tl": tl, "anchor_name": "OpenBLAS cblas_sgemm", "anchor": ob, "ratio": round(tl / ob, 3),
+                        "pct_peak": round(100 * tl / g["peak_gflops"][t], 1)})
     keys = {(n["bench"], n["metric"], n["anchor_name"]) for n in new}
     rows = [r for r in rows if (r["bench"], r["metric"], r["anchor_name"]) not in keys] + new
     tmp = path + ".tmp"
@@ -46,5 +47,6 @@ run bench/tokenizer/run.sh
 run bench/tune/run.sh
 run bench/memory/run.sh
 echo
+[ -f bench/results.json ] && python3 bench/table.py bench/results.json
 [ -f bench/results.json ] && echo "bench: results in bench/results.json ($(python3 -c 'import json; print(len(json.load(open("bench/results.json"))))') entries)"
 exit $status

@@ -2,7 +2,13 @@
 """bench/gpt/run.sh's second half: reads the runs it left in DIR, prints the table and
 merges the figures into bench/results.json.
 
-    report.py DIR RESULTS_JSON THREADS... 
+    report.py DIR RESULTS_JSON THREADS...
+
+With DIR/peak.json (bench/peak --json of the same run) it also prints the model-FLOPs
+utilisation (MFU) of each figure: (6 x params + 12 x layers x T x D) FLOPs per token
+(PaLM's count: forward + backward of every weight, and of the attention scores and
+weighted sum without the causal halving) times tokens/s, over the FMA peak of the same
+thread count.
 
 DIR/<n>/tl.jsonl is the tl executable's metrics.jsonl of the run with --threads n, logged
 every step; DIR/<n>/<anchor>.json is torch_gpt.py --json of that thread count. The tl
@@ -18,6 +24,11 @@ import sys
 BENCH = "gpt_train"
 ANCHORS = [("torch_eager", "torch eager"), ("torch_compile", "torch.compile"),
            ("torch_eager_sdpa", "torch eager+SDPA")]
+
+
+def flops_per_token(t):
+    """6 N + 12 L T D (see the module docstring); the shapes come from torch_gpt.py's JSON."""
+    return 6 * t["params"] + 12 * t["layers"] * t["seq"] * t["dim"]
 
 
 def tl_rates(path):
@@ -53,6 +64,11 @@ def main():
         sys.exit(__doc__)
     d, results, threads = sys.argv[1], sys.argv[2], sys.argv[3:]
     entries, lines, details = [], [], []
+    peak = {}
+    pp = os.path.join(d, "peak.json")
+    if os.path.exists(pp):
+        pk = json.load(open(pp))
+        peak = {"1": pk.get("peak_gflops_1t"), "2": pk.get("peak_gflops_2t")}
     present = [a for a in ANCHORS if any(os.path.exists(os.path.join(d, n, a[0] + ".json")) for n in threads)]
     head = f"{'threads':>7} | {'tl tok/s':>9} | " + " | ".join(f"{label:>16} | {'tl/' + label:>19}"
                                                             for _, label in present)
@@ -78,6 +94,23 @@ def main():
                           f" {t['warmup_s']:.1f} s)")
             entries.append({"bench": BENCH, "metric": f"tokens_per_s_{n}t", "tl": round(tl, 1),
                             "anchor_name": name, "anchor": round(anchor, 1), "ratio": round(ratio, 4)})
+        fpt = None
+        for name, _ in present:
+            p = os.path.join(d, n, name + ".json")
+            if os.path.exists(p) and "layers" in json.load(open(p)):
+                fpt = flops_per_token(json.load(open(p)))
+        if fpt and peak.get(n):
+            pk = peak[n]
+            mfu = [f"tl {100 * tl * fpt / (pk * 1e9):.1f}%"]
+            entries.append({"bench": BENCH, "metric": f"mfu_{n}t", "tl": round(tl * fpt / 1e9, 2),
+                            "anchor_name": "fma_peak_gflops", "anchor": pk,
+                            "ratio": round(tl * fpt / (pk * 1e9), 4)})
+            for name, label in present:
+                p = os.path.join(d, n, name + ".json")
+                if os.path.exists(p):
+                    mfu.append(f"{label} {100 * json.load(open(p))['tokens_per_s'] * fpt / (pk * 1e9):.1f}%")
+            detail.append(f"{n} thread(s): model FLOPs/token {fpt / 1e6:.2f} M; FMA peak {pk:.1f} GFLOPS;"
+                          " MFU " + ", ".join(mfu))
         lines.append(" | ".join(cells))
         details += detail
     print("\n".join(lines + [""] + details))

@@ -65,6 +65,14 @@ if [ -z "${TL_EXE:-}" ]; then
   printf 'bench/gpt: tlc build of gpt.tl: %.1f s (%s)\n' "$(awk "BEGIN{print $t1 - $t0}")" "$(tail -1 "$tmp/build.log")"
 fi
 
+# The FMA peak of this machine in the same run, for the model-FLOPs utilisation column.
+BUILD_DIR=$(dirname "$TLC")
+if [ -x "$BUILD_DIR/bench/peak" ]; then
+  "$BUILD_DIR/bench/peak" --json > "$tmp/peak.json"
+else
+  echo "bench/gpt: $BUILD_DIR/bench/peak is not built (make bench-bin): no MFU column"
+fi
+
 # tl: one warm-up window, WINDOWS timed windows, then the last step alone (it evaluates
 # and checkpoints; its window is dropped, as is the first).
 tl_steps=$((TL_WINDOW_STEPS * (WINDOWS + 1) + 1))

@@ -108,26 +108,28 @@ def main():
     ap.add_argument("--steps", type=int, default=3, help="steps per timed window")
     ap.add_argument("--windows", type=int, default=5, help="timed windows (the median is reported)")
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda (GPU comparisons: timed with synchronize)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     B, T, V = a.batch, a.seq, 256
-    model = GPT(V, a.seq, a.dim, a.heads, a.layers, a.attn)
+    dev = torch.device(a.device)
+    model = GPT(V, a.seq, a.dim, a.heads, a.layers, a.attn).to(dev)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
     fwd = torch.compile(model) if a.mode == "compile" else model
-    gen = torch.Generator().manual_seed(a.seed)
+    gen = torch.Generator(device=dev).manual_seed(a.seed)
     total_steps = 2000  # gpt.tl's default --steps: only shapes the schedule
     step = 0
 
     def train_step():
         nonlocal step
-        x = torch.randint(0, V, (B, T), generator=gen)
-        y = torch.randint(0, V, (B, T), generator=gen)
+        x = torch.randint(0, V, (B, T), generator=gen, device=dev)
+        y = torch.randint(0, V, (B, T), generator=gen, device=dev)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, a.lr, 100, total_steps)
         opt.zero_grad(set_to_none=True)
@@ -148,14 +150,15 @@ def main():
     for _ in range(a.windows):
         t0 = time.perf_counter()
         for _ in range(a.steps):
-            loss = train_step()
+            loss = train_step()  # loss.item() synchronizes the GPU
         rates.append(a.steps * B * T / (time.perf_counter() - t0))
     med = statistics.median(rates)
     nparams = sum(p.numel() for p in model.parameters())
     if a.json:
         print(json.dumps({"mode": a.mode, "attn": a.attn, "threads": a.threads, "tokens_per_s": med,
                           "windows": rates, "steps_per_window": a.steps, "warmup_steps": a.warmup,
-                          "warmup_s": warm_s, "loss": loss, "params": nparams, "torch": torch.__version__}))
+                          "warmup_s": warm_s, "loss": loss, "params": nparams, "torch": torch.__version__,
+                          "layers": a.layers, "seq": a.seq, "dim": a.dim, "batch": B, "device": a.device}))
     else:
         print(f"torch {torch.__version__} {a.mode} attn={a.attn} threads={a.threads}: {nparams} params, "
               f"batch {B}x{T}; warm-up {a.warmup} steps {warm_s:.1f} s; "
