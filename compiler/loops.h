@@ -129,6 +129,8 @@ typedef struct TlLBuf {
  * pick them: cpu_detect.h; the tuner may change them). */
 typedef struct TlLGemm {
     int on;                /* 1: compile through the GEMM generator; 0: the loop nest */
+    TlDType dtype;         /* of A, B and C: TL_F32, or TL_BF16 / TL_F16 (stored as f32 holding
+                              values of that type; C is rounded to it; GPU tensor cores) */
     int a, b, c;           /* buffers */
     int batch, m, n, k;    /* i64 exprs: sizes (batch 1 when none) */
     int sa_b, sa_m, sa_k;  /* i64 exprs: element strides of A, B, C */
