@@ -83,6 +83,7 @@ static void graph_case_run(const char *name, int exact) {
         char want[32];
         snprintf(want, sizeof want, ".target %s", arch[a]);
         EXPECTF(strstr(ptx, want) != NULL, "no '%s'", want);
+        EXPECTF(!mma_strict || strstr(ptx, "mma.sync.aligned.m16n8k16") != NULL, "a bf16/f16 matmul without mma.sync");
         if (ptxas[0]) {
             char why[512];
             int rc = assemble(ptx, arch[a], NULL, why, sizeof why);
@@ -345,6 +346,7 @@ int main(int argc, char **argv) {
     source_cases();
     scan_cases();
     gpu_schedule_cases();
+    gpu_mma_cases();
     block_case();
     for (int s = 0; s < nrandom; s++) random_graph_case(s);
     printf("# %d PTX modules generated, %d assembled by ptxas\n", nptx, nassembled);
