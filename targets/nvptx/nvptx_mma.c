@@ -9,8 +9,8 @@
  * memory, so the tensor cores see the interpreter's operands; C is rounded to dt like the
  * loop nest's store (docs/nvptx.md, "Tensor cores").
  *
- * Block (x, y, z) computes the 128 x 128 tile of C at rows y*128, columns x*128 of batch z
- * with 256 threads = 8 warps as 2 (m) x 4 (n); warp w owns the 64 x 32 warp tile at rows
+ * Block (x, y, z) computes a 128 x 128 tile of C of batch z (grouped rasterization: the
+ * blocks of one wave cover 8 tile rows x a few tile columns, for L2 reuse) with 256 threads = 8 warps as 2 (m) x 4 (n); warp w owns the 64 x 32 warp tile at rows
  * (w / 4) * 64, columns (w % 4) * 32: 4 x 4 m16n8 tiles, 64 f32 accumulators per thread.
  * k goes 32 at a time through shared memory, double-buffered like the SGEMM:
  *
@@ -43,6 +43,7 @@
 
 enum { NT = TL_GPU_BLOCK, BM = TL_GEMM_BM, BN = TL_GEMM_BN, BK = TL_MMA_BK };
 enum { WM = 64, WN = 32, MT = WM / 16, NTL = WN / 8 }; /* warp tile; m16 tiles and n8 tiles in it */
+enum { GROUP = 8 };                                     /* tile rows per rasterization group */
 enum { QUADS = BM * BK / 4 / NT };                      /* quads per thread per operand: 4 */
 enum { PITCH_IN = 40 * 2, PITCH_OUT = 136 * 2 };        /* row pitch in bytes of the two layouts */
 enum { TILE_BYTES = BM * PITCH_IN, STAGE_BYTES = 2 * TILE_BYTES };
@@ -217,8 +218,21 @@ void tl_nvptx_gen_mma(NvCg *c, const TlLGemm *g) {
     LLVMValueRef lane = LLVMBuildAnd(B, tid, i64c(c, 31), ""), warp = LLVMBuildLShr(B, tid, i64c(c, 5), "");
     LLVMValueRef wm = LLVMBuildMul(B, LLVMBuildLShr(B, warp, i64c(c, 2), ""), i64c(c, WM), "");
     LLVMValueRef wn = LLVMBuildMul(B, LLVMBuildAnd(B, warp, i64c(c, 3), ""), i64c(c, WN), "");
-    LLVMValueRef bn0 = LLVMBuildMul(B, tl_nvptx_sreg(c, "ctaid.x"), i64c(c, BN), "");
-    LLVMValueRef bm0 = LLVMBuildMul(B, tl_nvptx_sreg(c, "ctaid.y"), i64c(c, BM), "");
+    /* grouped rasterization: consecutive blocks (x fastest, as they are dispatched) walk
+     * GROUP tile rows down one tile column, then the next column, so a wave of blocks
+     * shares GROUP panels of A and about (blocks / GROUP) panels of B in L2 instead of
+     * two panels of A and every panel of B:
+     *   pid = y * gx + x;  first = pid / (GROUP * gx) * GROUP;  rows = min(gy - first, GROUP)
+     *   tile row = first + (pid % (GROUP * gx)) % rows,  tile column = (pid % (GROUP * gx)) / rows */
+    LLVMValueRef gx = tl_nvptx_sreg(c, "nctaid.x"), gy = tl_nvptx_sreg(c, "nctaid.y");
+    LLVMValueRef pid = LLVMBuildAdd(B, LLVMBuildMul(B, tl_nvptx_sreg(c, "ctaid.y"), gx, ""), tl_nvptx_sreg(c, "ctaid.x"), "");
+    LLVMValueRef per = LLVMBuildMul(B, gx, i64c(c, GROUP), "");
+    LLVMValueRef first = LLVMBuildMul(B, LLVMBuildUDiv(B, pid, per, ""), i64c(c, GROUP), "");
+    LLVMValueRef left = LLVMBuildSub(B, gy, first, "");
+    LLVMValueRef rows = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntULT, left, i64c(c, GROUP), ""), left, i64c(c, GROUP), "");
+    LLVMValueRef in = LLVMBuildURem(B, pid, per, "");
+    LLVMValueRef bm0 = LLVMBuildMul(B, LLVMBuildAdd(B, first, LLVMBuildURem(B, in, rows, ""), ""), i64c(c, BM), "");
+    LLVMValueRef bn0 = LLVMBuildMul(B, LLVMBuildUDiv(B, in, rows, ""), i64c(c, BN), "");
     LLVMValueRef bz = tl_nvptx_sreg(c, "ctaid.z");
     LLVMValueRef offa = LLVMBuildMul(B, bz, tl_nvptx_gen(c, g->sa_b), "");
     LLVMValueRef offb = LLVMBuildMul(B, bz, tl_nvptx_gen(c, g->sb_b), "");

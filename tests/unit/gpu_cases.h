@@ -44,6 +44,7 @@ static void gpu_mma_cases(void) {
         {TL_F16, "ij,jk->ik", 0, 128, 128, 32, 0, 0},
         {TL_BF16, "ij,jk->ik", 0, 1, 1, 1, 0, 0},
         {TL_BF16, "ij,jk->ik", 0, 257, 129, 33, 0, 0},
+        {TL_BF16, "ij,jk->ik", 0, 1100, 130, 16, 0, 0}, /* more tile rows than a raster group */
         {TL_F16, "ij,jk->ik", 0, 300, 260, 1000, 1, 0},
         {TL_BF16, "ij,jk->ik", 0, 512, 384, 1000, 0, 0},
         {TL_BF16, "ij,kj->ik", 0, 130, 72, 64, 1, 0},
