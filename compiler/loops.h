@@ -122,9 +122,10 @@ typedef struct TlLBuf {
 
 /* A contraction that is a (batched) matmul up to transposes and merged letters:
  *   C[b, i, j] = sum_k A[b, i, k] * B[b, k, j]   over strided views of three buffers,
- * with C's j stride 1. The lowering fills it for f32 contractions it recognizes; a back end
- * with a GEMM generator compiles the kernel from it (packing, cache blocking, a register-
- * blocked microkernel: targets/cpu/gemm.c) and otherwise ignores it: the kernel's loop nest
+ * with C's j stride 1. The lowering fills it for f32, bf16 and f16 contractions it
+ * recognizes (dtype); a back end with a GEMM generator for that dtype compiles the kernel
+ * from it (packing, cache blocking, a register-blocked microkernel: targets/cpu/gemm.c, f32;
+ * tiled SGEMM and tensor cores: targets/nvptx) and otherwise ignores it: the kernel's loop nest
  * stays the reference semantics. The blocking fields are schedule data (the host's caches
  * pick them: cpu_detect.h; the tuner may change them). */
 typedef struct TlLGemm {
