@@ -10,7 +10,8 @@
  * loop nest's store (docs/nvptx.md, "Tensor cores").
  *
  * Block (x, y, z) computes a 128 x 128 tile of C of batch z (grouped rasterization: the
- * blocks of one wave cover 8 tile rows x a few tile columns, for L2 reuse) with 256 threads = 8 warps as 2 (m) x 4 (n); warp w owns the 64 x 32 warp tile at rows
+ * blocks of one wave cover 8 tile rows x a few tile columns, for L2 reuse) with 256
+ * threads = 8 warps as 2 (m) x 4 (n); warp w owns the 64 x 32 warp tile at rows
  * (w / 4) * 64, columns (w % 4) * 32: 4 x 4 m16n8 tiles, 64 f32 accumulators per thread.
  * k goes 32 at a time through shared memory, double-buffered like the SGEMM:
  *
@@ -36,9 +37,6 @@
  * is one ld.global.v4.f32; otherwise 4 guarded scalar loads read 0 outside [0, M) x [0, K)
  * (through a clamped address, as in the SGEMM). Shared memory: 2 stages x 2 x 10240 bytes
  * = 40 KiB, under the 48 KiB static limit. */
-#include <stdio.h>
-#include <string.h>
-
 #include "nvptx_internal.h"
 
 enum { NT = TL_GPU_BLOCK, BM = TL_GEMM_BM, BN = TL_GEMM_BN, BK = TL_MMA_BK };
