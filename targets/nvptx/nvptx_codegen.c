@@ -9,7 +9,8 @@
  *         (combine(a, b) = U with acc := a, x := b); loops that only store are split
  *         across the lanes the same way; other stores run in lane 0 only.
  * A kernel without a parallel loop runs on one thread. Matmuls with a TlLGemm get the tiled
- * SGEMM of nvptx_gemm.c instead of their loop nest. Math (exp, log, tanh, erf, sin, cos,
+ * SGEMM of nvptx_gemm.c (f32) or the tensor-core GEMM of nvptx_mma.c (bf16 / f16, sm_80+)
+ * instead of their loop nest. Math (exp, log, tanh, erf, sin, cos,
  * pow) calls libdevice's __nv_* functions; the module then links libdevice.10.bc, makes
  * every defined function but the kernels internal (the `internalize` pass would delete the
  * kernels: docs/nvptx.md) and runs default<O3>. Philox (the `random` op) is generated
