@@ -80,6 +80,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtlc.a $(BUILD)/libtlrt.a tests/unit
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libtlc.a $(BUILD)/libtlrt.a $(LDLIBS) $(LLVM_LDLIBS)
 
+# test_nvptx_emu retargets the NVPTX back end's LLVM IR itself (LLVM C API headers)
+$(BUILD)/tests/test_nvptx_emu: CFLAGS += $(shell $(LLVM_CONFIG) --cflags)
+
 units: $(UNIT_BIN)
 
 test: deps

@@ -552,9 +552,9 @@ static int run_stride(Lower *L, const GemmView *v, const char *run, int n) {
 static void match_gemm(Lower *L, int id, TlLKernel *k, const TlContractSpec *cs) {
     const TlGNode *n = &L->g->nodes[id];
     TlLProgram *p = L->p;
-    if (cs->nin != 2 || cs->out_rank == 0 || n->dtype != TL_F32) return;
+    if (cs->nin != 2 || cs->out_rank == 0 || (n->dtype != TL_F32 && n->dtype != TL_BF16 && n->dtype != TL_F16)) return;
     const TlGNode *x[2] = {&L->g->nodes[n->in[0]], &L->g->nodes[n->in[1]]};
-    if (x[0]->dtype != TL_F32 || x[1]->dtype != TL_F32) return;
+    if (x[0]->dtype != n->dtype || x[1]->dtype != n->dtype) return;
     char run[4][2 * TL_MAX_RANK];
     int nrun[4] = {0, 0, 0, 0}, size[4];
     for (int c = 0; c < 4; c++) size[c] = tl_loops_int(p, TL_LT_I64, 1);
@@ -582,6 +582,7 @@ static void match_gemm(Lower *L, int id, TlLKernel *k, const TlContractSpec *cs)
     TlGemmBlocking bl = tl_host_gemm_blocking(tl_host_cpu());
     TlLGemm *g = &k->gemm;
     g->on = 1;
+    g->dtype = n->dtype;
     g->a = L->nbuf[n->in[A]], g->b = L->nbuf[n->in[B]], g->c = L->nbuf[id];
     g->batch = size[GB], g->m = size[M], g->n = size[N], g->k = size[GK];
     g->sa_b = st[A][GB], g->sa_m = st[A][M], g->sa_k = st[A][GK];

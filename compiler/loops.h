@@ -122,13 +122,16 @@ typedef struct TlLBuf {
 
 /* A contraction that is a (batched) matmul up to transposes and merged letters:
  *   C[b, i, j] = sum_k A[b, i, k] * B[b, k, j]   over strided views of three buffers,
- * with C's j stride 1. The lowering fills it for f32 contractions it recognizes; a back end
- * with a GEMM generator compiles the kernel from it (packing, cache blocking, a register-
- * blocked microkernel: targets/cpu/gemm.c) and otherwise ignores it: the kernel's loop nest
+ * with C's j stride 1. The lowering fills it for f32, bf16 and f16 contractions it
+ * recognizes (dtype); a back end with a GEMM generator for that dtype compiles the kernel
+ * from it (packing, cache blocking, a register-blocked microkernel: targets/cpu/gemm.c, f32;
+ * tiled SGEMM and tensor cores: targets/nvptx) and otherwise ignores it: the kernel's loop nest
  * stays the reference semantics. The blocking fields are schedule data (the host's caches
  * pick them: cpu_detect.h; the tuner may change them). */
 typedef struct TlLGemm {
     int on;                /* 1: compile through the GEMM generator; 0: the loop nest */
+    TlDType dtype;         /* of A, B and C: TL_F32, or TL_BF16 / TL_F16 (stored as f32 holding
+                              values of that type; C is rounded to it; GPU tensor cores) */
     int a, b, c;           /* buffers */
     int batch, m, n, k;    /* i64 exprs: sizes (batch 1 when none) */
     int sa_b, sa_m, sa_k;  /* i64 exprs: element strides of A, B, C */

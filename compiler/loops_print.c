@@ -166,6 +166,7 @@ static void print_host(FILE *f, const TlLProgram *p, int h, int d) {
 /* "gemm C=b2 A=b0 B=b1 batch 1 m M n N k K strides ... block 14x32 kc 288 mc .. nc .." */
 static void print_gemm(FILE *f, const TlLProgram *p, const TlLGemm *g) {
     fprintf(f, "  gemm b%d[b, i, j] = sum(k) b%d[b, i, k] * b%d[b, k, j]:", g->c, g->a, g->b);
+    if (g->dtype != TL_F32) fprintf(f, " %s operands, f32 accumulation, %s result;", tl_dtype_name(g->dtype), tl_dtype_name(g->dtype));
     const char *nm[] = {"batch", "m", "n", "k", "A strides", "", "", "B strides", "", "", "C strides", ""};
     int e[] = {g->batch, g->m, g->n, g->k, g->sa_b, g->sa_m, g->sa_k, g->sb_b, g->sb_k, g->sb_n, g->sc_b, g->sc_m};
     for (int i = 0; i < 12; i++) {

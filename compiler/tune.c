@@ -78,7 +78,7 @@ static void add(Space *S, const TlLProgram *p, int k, const TlKSched *s) {
     S->v[S->n++] = *s;
 }
 
-static int use_gemm_knobs(const TlLProgram *p, int k) { return p->kern[k].gemm.on && tl_host_cpu()->avx512f; }
+static int use_gemm_knobs(const TlLProgram *p, int k) { return p->kern[k].gemm.on && p->kern[k].gemm.dtype == TL_F32 && tl_host_cpu()->avx512f; }
 
 /* Every schedule one knob away from s. */
 static void neighbours(const TlLProgram *p, int k, const int64_t *syms, const TlKSched *s, Space *S) {

@@ -46,7 +46,7 @@ typedef struct G {
 } G;
 
 int tl_cpu_gemm_supported(const TlCpuTarget *t, const TlLGemm *g) {
-    if (!g->on || !t->gemm || !t->features || !strstr(t->features, "+avx512f")) return 0;
+    if (!g->on || g->dtype != TL_F32 || !t->gemm || !t->features || !strstr(t->features, "+avx512f")) return 0;
     return g->mr >= 1 && g->mr <= 16 && g->nr >= 16 && g->nr <= 64 && g->nr % 16 == 0 &&
            g->mr * (g->nr / 16) <= 28 && g->kc >= 1 && g->nc >= g->nr && g->nc % g->nr == 0 &&
            g->mc >= g->mr && g->ku >= 1 && g->ku <= 16 && g->prefetch >= 0;

@@ -15,7 +15,8 @@
  * convention; its parameters are the buffers it touches (global pointers, in buffer order),
  * every dim symbol (i64), then the parallel extent n (i64). The parallel loop is spread
  * over the grid (a grid-stride loop over [0, n)); matmul contractions (TlLGemm) get a
- * shared-memory tiled SGEMM kernel, and row reductions a warp per row with shuffles
+ * shared-memory tiled SGEMM kernel (f32) or a tensor-core mma.sync kernel (bf16 / f16 on
+ * sm_80+), and row reductions a warp per row with shuffles
  * (docs/nvptx.md). Buffers live on the device; the host program (kernel launches in order,
  * copies, aliases, scan loops) runs on the CPU and launches on the default stream. */
 #ifndef TL_NVPTX_H

@@ -9,7 +9,8 @@
  *         (combine(a, b) = U with acc := a, x := b); loops that only store are split
  *         across the lanes the same way; other stores run in lane 0 only.
  * A kernel without a parallel loop runs on one thread. Matmuls with a TlLGemm get the tiled
- * SGEMM of nvptx_gemm.c instead of their loop nest. Math (exp, log, tanh, erf, sin, cos,
+ * SGEMM of nvptx_gemm.c (f32) or the tensor-core GEMM of nvptx_mma.c (bf16 / f16, sm_80+)
+ * instead of their loop nest. Math (exp, log, tanh, erf, sin, cos,
  * pow) calls libdevice's __nv_* functions; the module then links libdevice.10.bc, makes
  * every defined function but the kernels internal (the `internalize` pass would delete the
  * kernels: docs/nvptx.md) and runs default<O3>. Philox (the `random` op) is generated
@@ -46,6 +47,7 @@ void tl_nvptx_target(NvTarget *t, const TlNvptxOptions *o) {
     t->opt_level = o ? (o->opt_level < 0 || o->opt_level > 3 ? 3 : o->opt_level) : 3;
     t->no_gemm = o ? o->no_gemm : 0;
     t->no_warp_reduce = o ? o->no_warp_reduce : 0;
+    t->sm = strncmp(t->arch, "sm_", 3) == 0 ? atoi(t->arch + 3) : 0;
 }
 
 LLVMTargetMachineRef tl_nvptx_target_machine(const NvTarget *t, char *err, int errn) {
@@ -235,8 +237,10 @@ TlGpuLaunchKind tl_nvptx_plan(const TlLProgram *p, int ki, const NvTarget *t, ch
     memset(used, 0, (size_t)p->nbuf + 1);
     mark_stmts(p, k->body, used);
     const TlLGemm *g = &k->gemm;
+    /* f32: the SGEMM; bf16/f16: tensor cores (mma.sync m16n8k16 needs sm_80) */
     if (g->on && !t->no_gemm && used[g->a] && used[g->b] && used[g->c] && p->buf[g->c].elem == TL_LT_F32 &&
-        p->buf[g->a].elem == TL_LT_F32 && p->buf[g->b].elem == TL_LT_F32)
+        p->buf[g->a].elem == TL_LT_F32 && p->buf[g->b].elem == TL_LT_F32 &&
+        (g->dtype == TL_F32 || ((g->dtype == TL_BF16 || g->dtype == TL_F16) && t->sm >= 80)))
         return TL_GPU_LAUNCH_GEMM;
     int pl = par_loop(p, k->body);
     if (!t->no_warp_reduce && k->par_extent >= 0 && pl >= 0 && has_warp_reduce(p, p->st[pl].body)) {
@@ -324,7 +328,7 @@ static LLVMValueRef gen_cast(NvCg *c, LLVMValueRef v, TlLType from, TlLType to) 
 }
 
 /* f32 rounded to the nearest bf16 (ties to even; NaN kept) or f16 (through `half`). */
-static LLVMValueRef gen_round(NvCg *c, LLVMValueRef v, TlDType dt) {
+LLVMValueRef tl_nvptx_round(NvCg *c, LLVMValueRef v, TlDType dt) {
     if (dt == TL_F16) return LLVMBuildFPExt(c->b, LLVMBuildFPTrunc(c->b, v, c->f16, ""), c->f32, "");
     LLVMValueRef bits = LLVMBuildBitCast(c->b, v, c->i32, "");
     LLVMValueRef lsb = LLVMBuildAnd(c->b, LLVMBuildLShr(c->b, bits, LLVMConstInt(c->i32, 16, 0), ""), LLVMConstInt(c->i32, 1, 0), "");
@@ -516,7 +520,7 @@ LLVMValueRef tl_nvptx_gen(NvCg *c, int e) {
         return LLVMBuildSelect(c->b, cnd, a, b, "");
     }
     case TL_LE_CAST: return gen_cast(c, tl_nvptx_gen(c, x->a), c->p->ex[x->a].type, x->type);
-    case TL_LE_ROUND: return gen_round(c, tl_nvptx_gen(c, x->a), x->dtype);
+    case TL_LE_ROUND: return tl_nvptx_round(c, tl_nvptx_gen(c, x->a), x->dtype);
     case TL_LE_RANDOM: {
         LLVMValueRef f = philox_fn(c, x->dist == TL_RANDOM_NORMAL);
         LLVMValueRef args[3] = {tl_nvptx_gen(c, x->b), LLVMConstInt(c->i64, x->offset, 0), tl_nvptx_gen(c, x->a)};
@@ -686,7 +690,8 @@ static void gen_kernel(NvCg *c, int ki) {
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, enum_attr(c, "nounwind", 0));
     for (int i = 0; i < nb; i++) LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, enum_attr(c, "noalias", 0));
     annotate(c, fn, "maxntidx", TL_GPU_BLOCK);
-    if (kind == TL_GPU_LAUNCH_GEMM) annotate(c, fn, "minctasm", 2); /* <= 128 registers: 2 blocks per SM */
+    /* SGEMM: <= 128 registers, 2 blocks per SM; the MMA kernel needs more (one block) */
+    if (kind == TL_GPU_LAUNCH_GEMM) annotate(c, fn, "minctasm", k->gemm.dtype == TL_F32 ? 2 : 1);
 
     memset(c->bufv, 0, sizeof *c->bufv * (size_t)(p->nbuf + 1));
     memset(c->varv, 0, sizeof *c->varv * (size_t)(p->nvars + 1));
@@ -704,7 +709,8 @@ static void gen_kernel(NvCg *c, int ki) {
     if (!c->localv) abort();
     for (int l = 0; l < k->nlocals; l++) c->localv[l] = LLVMBuildAlloca(c->b, ltype(c, k->local_type[l]), "");
     if (kind == TL_GPU_LAUNCH_GEMM) {
-        tl_nvptx_gen_gemm(c, &k->gemm);
+        if (k->gemm.dtype == TL_F32) tl_nvptx_gen_gemm(c, &k->gemm);
+        else tl_nvptx_gen_mma(c, &k->gemm);
     } else if (par_loop(p, k->body) < 0) { /* no parallel loop: thread 0 runs it all */
         LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(c->ctx, fn, "run");
         LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "skip");

@@ -17,8 +17,13 @@
 #define TL_GEMM_TM 8
 #define TL_GEMM_TN 8
 
+/* The tensor-core GEMM (bf16/f16 operands, nvptx_mma.c): the same BM x BN block tile and
+ * grid, k slices of TL_MMA_BK, 8 warps as 2 (m) x 4 (n), each a 64 x 32 warp tile. */
+#define TL_MMA_BK 32
+
 typedef struct NvTarget {
     char arch[16];       /* sm_80 */
+    int sm;              /* 80 for sm_80 */
     int opt_level;
     int no_gemm, no_warp_reduce;
 } NvTarget;
@@ -66,5 +71,9 @@ LLVMValueRef tl_nvptx_entry_alloca(NvCg *c, LLVMTypeRef t);
 LLVMValueRef tl_nvptx_intrinsic(NvCg *c, const char *name, LLVMTypeRef *ts, int nts, LLVMValueRef *args, int n);
 /* The SGEMM body of kernel k (parameters already bound in c). */
 void tl_nvptx_gen_gemm(NvCg *c, const TlLGemm *g);
+/* The tensor-core body of a bf16/f16 TlLGemm (sm_80+). */
+void tl_nvptx_gen_mma(NvCg *c, const TlLGemm *g);
+/* f32 v rounded to the nearest value of dt (TL_BF16 or TL_F16), still an f32. */
+LLVMValueRef tl_nvptx_round(NvCg *c, LLVMValueRef v, TlDType dt);
 
 #endif

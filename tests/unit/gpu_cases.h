@@ -32,6 +32,59 @@ static void gpu_schedule_cases(void) {
     fwd("sum of a wide i32 row [4, 100]", tl_g_reduce(G, TL_GOP_SUM, input(TL_I32, S(4, 100), -50, 50), 2, 0, L), 1);
 }
 
+/* bf16 / f16 matmuls (the tensor-core GEMM on sm_80+): every operand layout, batches,
+ * sizes on and off the 128 x 128 x 32 tiles (1 x 1 x 1, odd edges, K not a multiple of
+ * 32, aligned multi-tile shapes for the vector loads; small enough for test_nvptx_emu and
+ * the interpreter), operands as inputs of that dtype or as casts of f32 inputs, one symbolic size, and
+ * a forward + backward whose gradient matmuls are bf16 too. While they run, mma_strict is
+ * 1: test_gpu_diff then also checks output 0 against the error bound of f32 accumulation. */
+static int mma_strict;
+static void gpu_mma_cases(void) {
+    static const struct { TlDType dt; const char *spec; int64_t b, m, n, k; int cast, sym; } cs[] = {
+        {TL_BF16, "ij,jk->ik", 0, 150, 200, 70, 1, 1},
+        {TL_F16, "ij,jk->ik", 0, 128, 128, 32, 0, 0},
+        {TL_BF16, "ij,jk->ik", 0, 1, 1, 1, 0, 0},
+        {TL_BF16, "ij,jk->ik", 0, 257, 129, 33, 0, 0},
+        {TL_BF16, "ij,jk->ik", 0, 1100, 130, 16, 0, 0}, /* more tile rows than a raster group */
+        {TL_F16, "ij,jk->ik", 0, 130, 260, 1000, 1, 0},
+        {TL_BF16, "ij,jk->ik", 0, 256, 384, 520, 0, 0},
+        {TL_BF16, "ij,kj->ik", 0, 130, 72, 64, 1, 0},
+        {TL_F16, "ij,kj->ik", 0, 256, 256, 96, 0, 0},
+        {TL_F16, "ji,jk->ik", 0, 33, 129, 17, 0, 0},
+        {TL_BF16, "ji,jk->ik", 0, 256, 128, 160, 0, 0},
+        {TL_BF16, "bij,bjk->bik", 3, 33, 40, 129, 1, 0},
+        {TL_F16, "bij,bjk->bik", 2, 256, 128, 256, 0, 0},
+        {TL_BF16, "bhqd,bhkd->bhqk", 2, 65, 70, 32, 0, 0},
+    };
+    mma_strict = 1;
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        begin();
+        const char *sp = cs[i].spec;
+        int64_t b = cs[i].b, m = cs[i].m, n = cs[i].n, k = cs[i].k;
+        TlGShape sa, sb;
+        if (sp[0] == 'b' && sp[1] == 'h') sa = S(b, 2, m, k), sb = S(b, 2, n, k);  /* attention scores */
+        else if (sp[0] == 'b') sa = S(b, m, k), sb = S(b, k, n);
+        else if (sp[0] == 'j') sa = S(k, m), sb = S(k, n);                        /* A^T B */
+        else if (sp[3] == 'k') sa = S(m, k), sb = S(n, k);                        /* A B^T */
+        else sa = S(m, k), sb = S(k, n);
+        if (cs[i].sym) {
+            TlGDim d[2] = {tl_gdim_sym(G, "M"), tl_gdim_const(G, k)};
+            sa = tl_gshape_dims(2, d);
+            bind("M", m);
+        }
+        int x = input(cs[i].cast ? TL_F32 : cs[i].dt, sa, -1, 1), y = input(cs[i].cast ? TL_F32 : cs[i].dt, sb, -1, 1);
+        if (cs[i].cast) x = tl_g_cast(G, x, cs[i].dt, L), y = tl_g_cast(G, y, cs[i].dt, L);
+        char name[160];
+        snprintf(name, sizeof name, "%s matmul %s b=%lld m=%lld%s n=%lld k=%lld%s (tensor cores)", tl_dtype_name(cs[i].dt), sp,
+                 (long long)b, (long long)m, cs[i].sym ? " (symbolic)" : "", (long long)n, (long long)k, cs[i].cast ? ", operands cast from f32" : "");
+        fwd(name, tl_g_contract(G, sp, x, y, L), 0);
+    }
+    mma_strict = 0;
+    begin();
+    int a = param(TL_BF16, S(70, 48), -1, 1), w = param(TL_BF16, S(48, 90), -1, 1);
+    fwdbwd("bf16 matmul [70,48]x[48,90], gradients bf16 matmuls too (tensor cores)", tl_g_contract(G, "ij,jk->ik", a, w, L));
+}
+
 /* One training step of the stdlib's transformer Block(D=16, H=4) on x: f32[B=2, T=8, 16]:
  * outputs the block's output and the gradient of sum(out * dy) for every param (the
  * kernels of layer_norm, attention, softmax, GELU, the MLP matmuls, forward and backward).

@@ -12,7 +12,8 @@
  * f64 1e-12 / 1e-10, bf16 1e-2, f16 2e-3 — test_cpu_diff's. Matmuls through the SGEMM
  * accumulate in f32 (the loop nest in f64): outputs of graphs with a contraction get
  * 3e-5 * max(1, max|b|) absolute instead (an f32 sum of K <= 300 products of |x| <= 2).
- * Cases that failed name the first node that differs. */
+ * bf16 / f16 matmuls on tensor cores are also held to the bound of f32 accumulation
+ * (mma_bound_check). Cases that failed name the first node that differs. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -68,6 +69,72 @@ static int compare_outputs(TlGpuProgram *p, TlInterp *it, int exact, int gemm) {
     return ok;
 }
 
+/* bf16 / f16 matmuls on tensor cores (gpu_mma_cases): output 0 = rnd(A @ B), A and B of
+ * dtype dt. The interpreter gives b = rnd(S), S = sum_k a_k b_k exact; the GPU multiplies
+ * exactly and accumulates in f32, so it gives g = rnd(S + e) with |e| <= gamma * T,
+ * T = sum_k |a_k b_k|, gamma = K * 2^-23 (K additions of relative error 2^-24, doubled for
+ * the tensor core's internal alignment of addends). With u the unit roundoff of dt (2^-8
+ * bf16, 2^-11 f16) and rnd(x) within u|x| (+ half the subnormal spacing for f16):
+ *   |g - b| <= |e| + u (|S + e| + |S|) <= gamma T + 2.01 u (|b| + gamma T) + tiny.
+ * A fragment or tile mistake, a dropped k slice or bf16 accumulation is far outside it. */
+static int mma_bound_check(TlGpuProgram *p, TlInterp *it) {
+    const TlGNode *y = &G->nodes[G->outputs[0]];
+    TlContractSpec cs;
+    if (y->op != TL_GOP_CONTRACT || tl_contract_parse(y->spec, &cs, NULL, 0) || cs.nin != 2) {
+        EXPECTF(0, "output 0 is not a two-operand contraction");
+        return 0;
+    }
+    const TlTensor *x[2] = {tl_interp_value(it, y->in[0]), tl_interp_value(it, y->in[1])};
+    const TlTensor *g = tl_gpu_output(p, 0), *r = tl_interp_output(it, 0);
+    if (!x[0] || !x[1] || !g || !r || g->numel != r->numel) { EXPECTF(0, "operands or outputs missing"); return 0; }
+    char let[2 * TL_MAX_RANK];
+    int64_t size[2 * TL_MAX_RANK], nk = 1;
+    int nl = 0;
+    for (int t = 0; t < 2; t++)
+        for (int j = 0; j < cs.rank[t]; j++)
+            if (!memchr(let, cs.in[t][j], (size_t)nl)) let[nl] = cs.in[t][j], size[nl++] = x[t]->dim[j];
+    for (int l = 0; l < nl; l++)
+        if (!memchr(cs.out, let[l], (size_t)cs.out_rank)) nk *= size[l];
+    double *S = calloc((size_t)r->numel, sizeof *S), *T = calloc((size_t)r->numel, sizeof *T);
+    int64_t idx[2 * TL_MAX_RANK] = {0};
+    for (;;) { /* every letter combination: S[out] += a b, T[out] += |a b| */
+        int64_t off[3] = {0, 0, 0};
+        for (int t = 0; t < 3; t++) {
+            int rank = t < 2 ? cs.rank[t] : cs.out_rank;
+            const char *ax = t < 2 ? cs.in[t] : cs.out;
+            for (int j = 0; j < rank; j++) {
+                int l = (int)((const char *)memchr(let, ax[j], (size_t)nl) - let);
+                off[t] = off[t] * size[l] + idx[l];
+            }
+        }
+        double v = tl_tensor_get(x[0], off[0]) * tl_tensor_get(x[1], off[1]);
+        S[off[2]] += v, T[off[2]] += fabs(v);
+        int l = nl - 1;
+        while (l >= 0 && ++idx[l] == size[l]) idx[l--] = 0;
+        if (l < 0) break;
+    }
+    double u = y->dtype == TL_BF16 ? ldexp(1, -8) : ldexp(1, -11), gamma = (double)nk * ldexp(1, -23);
+    double tiny = y->dtype == TL_F16 ? ldexp(1, -25) : 0, worst = 0;
+    int bad = 0;
+    for (int64_t i = 0; i < r->numel; i++) {
+        double gv = tl_tensor_get(g, i), bv = tl_tensor_get(r, i);
+        double tol = gamma * T[i] + 2.01 * u * (fabs(bv) + gamma * T[i]) + tiny;
+        if (!(fabs(bv - S[i]) <= u * fabs(S[i]) + tiny) && bad < 3) { /* the interpreter's is rnd(S) */
+            EXPECTF(0, "interpreter [%lld] %.9g is not within u of S = %.9g", (long long)i, bv, S[i]);
+            bad++;
+        }
+        if (!(fabs(gv - bv) <= tol) && bad < 3) {
+            EXPECTF(0, "[%lld]: gpu %.9g, interpreter %.9g, exact %.9g: |diff| %.3g > bound %.3g", (long long)i, gv, bv, S[i], fabs(gv - bv), tol);
+            bad++;
+        }
+        if (tol > 0 && fabs(gv - bv) / tol > worst) worst = fabs(gv - bv) / tol;
+    }
+    printf("    f32-accumulation bound: worst |gpu - interpreter| / bound = %.3f over %lld outputs (K = %lld)\n", worst,
+           (long long)r->numel, (long long)nk);
+    free(S), free(T);
+    return bad == 0;
+}
+
 static int ncases;
 
 static void graph_case_run(const char *name, int exact) {
@@ -98,6 +165,7 @@ static void graph_case_run(const char *name, int exact) {
     EXPECTF(rc == 0, "gpu: %s", tl_gpu_error(p));
     int gemm = has_contract();
     int same = ri == 0 && rc == 0 && compare_outputs(p, it, exact, gemm);
+    if (ri == 0 && rc == 0 && mma_strict) same = mma_bound_check(p, it) && same;
     if (ri == 0 && rc == 0 && !same)
         for (int i = 0; i < G->nnodes; i++) {
             const TlTensor *a = tl_gpu_value(p, i), *b = tl_interp_value(it, i);
@@ -157,6 +225,7 @@ int main(int argc, char **argv) {
     source_cases();
     scan_cases();
     gpu_schedule_cases();
+    gpu_mma_cases();
     block_case();
     for (int s = 0; s < nrandom; s++) random_graph_case(s);
     printf("# %d GPU-vs-interpreter cases\n", ncases);

@@ -83,6 +83,7 @@ static void graph_case_run(const char *name, int exact) {
         char want[32];
         snprintf(want, sizeof want, ".target %s", arch[a]);
         EXPECTF(strstr(ptx, want) != NULL, "no '%s'", want);
+        EXPECTF(!mma_strict || strstr(ptx, "mma.sync.aligned.m16n8k16") != NULL, "a bf16/f16 matmul without mma.sync");
         if (ptxas[0]) {
             char why[512];
             int rc = assemble(ptx, arch[a], NULL, why, sizeof why);
@@ -244,6 +245,78 @@ static void structure_cases(void) {
     case_end();
 }
 
+/* The tensor-core GEMM of a bf16 / f16 matmul (A @ B, A @ B^T, A^T @ B, batched; sizes
+ * on and off the 128-tile): mma.sync m16n8k16 with f32 accumulation, ldmatrix, the
+ * operand conversions, and ptxas -v: <= 48 KiB static shared memory, no spills, no stack.
+ * Before sm_80 (no bf16 mma) the matmul is a plain loop nest. */
+static void mma_structure(void) {
+    static const struct { TlDType dt; const char *spec; int64_t b, m, n, k; const char *mma, *cvt; } cs[] = {
+        {TL_BF16, "ij,jk->ik", 0, 512, 512, 512, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", "cvt.rn.bf16x2.f32"},
+        {TL_F16, "ij,jk->ik", 0, 512, 512, 512, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32", "cvt.rn.f16x2.f32"},
+        {TL_BF16, "ij,kj->ik", 0, 150, 77, 70, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", "cvt.rn.bf16x2.f32"},
+        {TL_F16, "ji,jk->ik", 0, 33, 129, 17, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32", "cvt.rn.f16x2.f32"},
+        {TL_BF16, "bij,bjk->bik", 3, 33, 40, 129, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", "cvt.rn.bf16x2.f32"},
+        {TL_BF16, "ij,kj->ik", 0, 256, 128, 64, "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32", "cvt.rn.bf16x2.f32"},
+        {TL_F16, "ji,jk->ik", 0, 128, 256, 96, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32", "cvt.rn.f16x2.f32"},
+    };
+    static const char *arch[2] = {"sm_80", "sm_90"};
+    for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++)
+        for (int a = 0; a < 2; a++) {
+            case_begin("MMA kernel %s %s [%lld,%lld,%lld] (%s): mma.sync, ldmatrix, smem <= 48 KiB, no spills", tl_dtype_name(cs[ci].dt),
+                       cs[ci].spec, (long long)cs[ci].m, (long long)cs[ci].n, (long long)cs[ci].k, arch[a]);
+            begin();
+            int tA = cs[ci].spec[1] == 'i' && cs[ci].spec[0] == 'j', tB = cs[ci].spec[3] == 'k' && cs[ci].spec[4] == 'j';
+            int64_t m = cs[ci].m, n = cs[ci].n, k = cs[ci].k, b = cs[ci].b;
+            TlGShape sa = b ? S(b, m, k) : tA ? S(k, m) : S(m, k), sb = b ? S(b, k, n) : tB ? S(n, k) : S(k, n);
+            int x = input(TL_F32, sa, -1, 1), y = input(TL_F32, sb, -1, 1);
+            tl_graph_add_output(G, tl_g_contract(G, cs[ci].spec, tl_g_cast(G, x, cs[ci].dt, L), tl_g_cast(G, y, cs[ci].dt, L), L));
+            char err[512];
+            TlLProgram *lp = tl_loops_lower(G, err, sizeof err);
+            const TlLKernel *kn = lp && lp->nkern ? &lp->kern[lp->nkern - 1] : NULL;
+            EXPECTF(kn && kn->gemm.on && kn->gemm.dtype == cs[ci].dt, "the matmul has no %s TlLGemm", tl_dtype_name(cs[ci].dt));
+            TlNvptxOptions o = {.arch = arch[a], .opt_level = 3};
+            char *ptx = lp ? tl_nvptx_emit_ptx_loops(lp, &o, err, sizeof err) : NULL;
+            EXPECTF(ptx != NULL, "%s", err);
+            if (ptx && kn) {
+                /* the kernel's own text: 2 k16 steps x 16 tiles in the k loop (a constant M
+                 * under 48 lets LLVM drop the m16 tiles whose rows are never stored) */
+                const char *body = strstr(ptx, kn->name);
+                int nmma = body ? count(body, "mma.sync") : -1;
+                EXPECTF(body && count(body, cs[ci].mma) == nmma, "%d x %s of %d", body ? count(body, cs[ci].mma) : -1, cs[ci].mma, nmma);
+                EXPECTF(m >= 64 ? nmma == 32 : nmma >= 8 && nmma <= 32, "%d mma.sync", nmma);
+                EXPECT(body && count(body, "ldmatrix.sync.aligned.m8n8.x4") == 12);
+                EXPECT(body && strstr(body, cs[ci].cvt) != NULL);
+                EXPECT(body && strstr(body, "bar.sync") != NULL);
+                /* 16-byte global loads where the strides allow them (constant sizes fold the test) */
+                int aligned = m % 4 == 0 && n % 4 == 0 && k % 4 == 0;
+                EXPECTF(body && (strstr(body, "ld.global.v4.f32") != NULL) == aligned, "ld.global.v4.f32 %s", aligned ? "missing" : "with unaligned strides");
+                EXPECT(body && strstr(body, "fma.rn.f32") == NULL);      /* not the SGEMM */
+            }
+            if (ptx && kn && ptxas[0]) {
+                char *log = NULL, why[512];
+                EXPECTF(assemble(ptx, arch[a], &log, why, sizeof why) == 0, "%s", why);
+                int regs = -1, smem = -1, spills = -1, stack = -1;
+                EXPECTF(log && ptxas_info(log, kn->name, &regs, &smem, &spills, &stack) == 0, "no ptxas -v facts for %s in:\n%s", kn->name, log ? log : "");
+                EXPECTF(smem > 0 && smem <= 48 * 1024, "smem %d bytes", smem);
+                EXPECTF(spills == 0, "%d bytes spill stores", spills);
+                EXPECTF(stack == 0, "%d bytes stack frame", stack);
+                EXPECTF(regs > 0 && regs <= 255, "%d registers", regs);
+                printf("    %s %s: %d registers, %d bytes smem, %d spill stores, %d stack\n", kn->name, arch[a], regs, smem, spills, stack);
+                free(log);
+            }
+            free(ptx);
+            if (a == 0 && ci == 0) { /* sm_75 has no bf16 m16n8k16: the loop nest */
+                TlNvptxOptions o75 = {.arch = "sm_75", .opt_level = 3};
+                char *p75 = lp ? tl_nvptx_emit_ptx_loops(lp, &o75, err, sizeof err) : NULL;
+                EXPECTF(p75 && !strstr(p75, "mma.sync") && !strstr(p75, "bar.sync"), "%s", p75 ? "sm_75 PTX has mma/bar" : err);
+                free(p75);
+            }
+            if (lp) tl_loops_free(lp);
+            tl_graph_free(G);
+            case_end();
+        }
+}
+
 static void block_case(void) {
     char err[256];
     if (gpu_block_step(err, sizeof err)) {
@@ -263,6 +336,7 @@ int main(int argc, char **argv) {
     int nrandom = argc > 1 ? atoi(argv[1]) : 30;
     structure_cases();
     gemm_structure();
+    mma_structure();
     unary_cases();
     binary_cases();
     cast_cases();
@@ -272,6 +346,7 @@ int main(int argc, char **argv) {
     source_cases();
     scan_cases();
     gpu_schedule_cases();
+    gpu_mma_cases();
     block_case();
     for (int s = 0; s < nrandom; s++) random_graph_case(s);
     printf("# %d PTX modules generated, %d assembled by ptxas\n", nptx, nassembled);

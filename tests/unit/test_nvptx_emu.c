@@ -1,0 +1,574 @@
+/* test_nvptx_emu.c — the tensor-core GEMM of bf16 / f16 matmuls run without a GPU.
+ *
+ * The optimized NVPTX LLVM IR of a graph (tl_nvptx_emit_llvm, sm_80, O3: the module whose
+ * PTX the GPU would run) is retargeted to the host: its NVVM intrinsics (thread and block
+ * ids, bar.sync, ldmatrix, mma.sync, cvt.rn.bf16x2 / f16x2) become calls into an emulator
+ * of one thread block — 256 cooperative user-level threads (ucontext) that switch at every
+ * barrier and warp collective — and the module is JIT-compiled (ORC) and run block by block
+ * over the launch grid. Outputs are compared with the interpreter under the error bound of
+ * f32 accumulation (test_gpu_diff's mma_bound_check). This checks what is tl's in the
+ * kernel: tiling, shared-memory layouts, ldmatrix addressing, the double-buffered pipeline,
+ * vector and guarded loads, edges, batches, rounding. The semantics of ldmatrix and
+ * mma.m16n8k16 here are the PTX ISA's fragment layouts (docs/nvptx.md); the GPU run
+ * (test_gpu_diff) checks them against the hardware. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <ucontext.h>
+
+#include <llvm-c/Core.h>
+#include <llvm-c/IRReader.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "check.h"
+#include "interp.h"
+#include "nvptx/nvptx_internal.h"
+
+/* only gpu_mma_cases of the shared builders is used here */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#include "gpu_cases.h"
+
+/* ---- the block emulator ---- */
+
+enum { NTHR = TL_GPU_BLOCK, NWARP = NTHR / 32, STACK = 256 * 1024 };
+
+static ucontext_t sched_ctx, thr_ctx[NTHR];
+static char *stacks;
+static int cur, finished[NTHR];
+static unsigned ctaid[3], nctaid[3];
+static long progress;
+static int bar_count, bar_gen, warp_count[NWARP], warp_gen[NWARP];
+static uintptr_t w_addr[NWARP][32];
+static uint32_t w_a[NWARP][32][4], w_b[NWARP][32][2];
+static float w_c[NWARP][32][4];
+
+static void yield(void) { swapcontext(&thr_ctx[cur], &sched_ctx); }
+
+/* wait until `total` threads have arrived (a barrier generation) */
+static void arrive(int *count, int *gen, int total) {
+    int g = *gen;
+    progress++;
+    if (++*count == total) { *count = 0, ++*gen; return; }
+    while (*gen == g) yield();
+}
+static void warp_sync(void) { arrive(&warp_count[cur / 32], &warp_gen[cur / 32], 32); }
+
+static uint32_t emu_tid_x(void) { return (uint32_t)cur; }
+static uint32_t emu_zero(void) { return 0; }
+static uint32_t emu_one(void) { return 1; }
+static uint32_t emu_ntid_x(void) { return NTHR; }
+static uint32_t emu_ctaid_x(void) { return ctaid[0]; }
+static uint32_t emu_ctaid_y(void) { return ctaid[1]; }
+static uint32_t emu_ctaid_z(void) { return ctaid[2]; }
+static uint32_t emu_nctaid_x(void) { return nctaid[0]; }
+static uint32_t emu_nctaid_y(void) { return nctaid[1]; }
+static uint32_t emu_nctaid_z(void) { return nctaid[2]; }
+static void emu_barrier0(void) { arrive(&bar_count, &bar_gen, NTHR); }
+
+/* ldmatrix.sync.aligned.m8n8.x4[.trans].b16: lane l gives the address of row l % 8 of
+ * matrix l / 8 (16 bytes); lane t receives, of matrix j, row t / 4, halves 2(t % 4) and
+ * 2(t % 4) + 1 — with .trans, column t / 4 of rows 2(t % 4) and 2(t % 4) + 1. */
+static void emu_ldmatrix(uint32_t *out, void *addr, int32_t trans) {
+    int w = cur / 32, t = cur % 32;
+    w_addr[w][t] = (uintptr_t)addr;
+    warp_sync();
+    for (int j = 0; j < 4; j++) {
+        uint16_t lo, hi;
+        if (!trans) {
+            const uint16_t *row = (const uint16_t *)w_addr[w][8 * j + t / 4];
+            lo = row[2 * (t % 4)], hi = row[2 * (t % 4) + 1];
+        } else {
+            lo = ((const uint16_t *)w_addr[w][8 * j + 2 * (t % 4)])[t / 4];
+            hi = ((const uint16_t *)w_addr[w][8 * j + 2 * (t % 4) + 1])[t / 4];
+        }
+        out[j] = (uint32_t)lo | (uint32_t)hi << 16;
+    }
+    warp_sync();
+}
+
+static double half_value(uint16_t h, int bf16) {
+    if (bf16) {
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    int e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return h >> 15 ? -v : v;
+}
+
+/* mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}.f32: lane (g, t) = (l / 4, l % 4) holds
+ * A (g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..) in a0..a3; B (2t..2t+1, g),
+ * (2t+8.., g) in b0, b1; C/D (g, 2t..2t+1), (g+8, 2t..2t+1). D = A B + C, summed in double
+ * and rounded to f32 (the bound allows the hardware's f32 accumulation). */
+static void emu_mma(float *out, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1, float c0,
+                    float c1, float c2, float c3, int32_t bf16) {
+    int w = cur / 32, t = cur % 32;
+    uint32_t a[4] = {a0, a1, a2, a3}, b[2] = {b0, b1};
+    float c[4] = {c0, c1, c2, c3};
+    memcpy(w_a[w][t], a, sizeof a), memcpy(w_b[w][t], b, sizeof b), memcpy(w_c[w][t], c, sizeof c);
+    warp_sync();
+    int g = t / 4, q = t % 4;
+    for (int i = 0; i < 4; i++) {
+        int row = g + 8 * (i / 2), col = 2 * q + (i % 2);
+        double s = w_c[w][t][i];
+        for (int k = 0; k < 16; k++) {
+            uint32_t ar = w_a[w][(row % 8) * 4 + (k % 8) / 2][(row >= 8) + 2 * (k >= 8)];
+            uint32_t br = w_b[w][col * 4 + (k % 8) / 2][k >= 8];
+            s += half_value((uint16_t)(ar >> 16 * (k % 2)), bf16) * half_value((uint16_t)(br >> 16 * (k % 2)), bf16);
+        }
+        out[i] = (float)s;
+    }
+    warp_sync();
+}
+
+/* cvt.rn.bf16x2.f32 / cvt.rn.f16x2.f32 d, a, b: a in the upper half */
+static uint32_t emu_ff2bf16x2(float a, float b) {
+    uint32_t r = 0;
+    float v[2] = {b, a};
+    for (int i = 0; i < 2; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        r |= ((u + 0x7fffu + ((u >> 16) & 1u)) >> 16) << 16 * i;
+    }
+    return r;
+}
+static uint32_t emu_ff2f16x2(float a, float b) {
+    uint32_t r = 0;
+    float v[2] = {b, a};
+    for (int i = 0; i < 2; i++) {
+        _Float16 h = (_Float16)v[i];
+        uint16_t bits;
+        memcpy(&bits, &h, 2);
+        r |= (uint32_t)bits << 16 * i;
+    }
+    return r;
+}
+
+/* ---- retargeting the module ---- */
+
+typedef struct Repl { const char *intr; const char *fn; void *addr; } Repl;
+static const Repl repls[] = {
+    {"llvm.nvvm.read.ptx.sreg.tid.x", "emu_tid_x", (void *)emu_tid_x},
+    {"llvm.nvvm.read.ptx.sreg.tid.y", "emu_zero", (void *)emu_zero},
+    {"llvm.nvvm.read.ptx.sreg.tid.z", "emu_zero", (void *)emu_zero},
+    {"llvm.nvvm.read.ptx.sreg.ntid.x", "emu_ntid_x", (void *)emu_ntid_x},
+    {"llvm.nvvm.read.ptx.sreg.ntid.y", "emu_one", (void *)emu_one},
+    {"llvm.nvvm.read.ptx.sreg.ntid.z", "emu_one", (void *)emu_one},
+    {"llvm.nvvm.read.ptx.sreg.ctaid.x", "emu_ctaid_x", (void *)emu_ctaid_x},
+    {"llvm.nvvm.read.ptx.sreg.ctaid.y", "emu_ctaid_y", (void *)emu_ctaid_y},
+    {"llvm.nvvm.read.ptx.sreg.ctaid.z", "emu_ctaid_z", (void *)emu_ctaid_z},
+    {"llvm.nvvm.read.ptx.sreg.nctaid.x", "emu_nctaid_x", (void *)emu_nctaid_x},
+    {"llvm.nvvm.read.ptx.sreg.nctaid.y", "emu_nctaid_y", (void *)emu_nctaid_y},
+    {"llvm.nvvm.read.ptx.sreg.nctaid.z", "emu_nctaid_z", (void *)emu_nctaid_z},
+    {"llvm.nvvm.barrier0", "emu_barrier0", (void *)emu_barrier0},
+    {"llvm.nvvm.ldmatrix.sync.aligned.m8n8.x4.b16", "emu_ldmatrix", (void *)emu_ldmatrix},
+    {"llvm.nvvm.ldmatrix.sync.aligned.m8n8.x4.trans.b16", "emu_ldmatrix", (void *)emu_ldmatrix},
+    {"llvm.nvvm.mma.m16n8k16.row.col.bf16", "emu_mma", (void *)emu_mma},
+    {"llvm.nvvm.mma.m16n8k16.row.col.f32.f32", "emu_mma", (void *)emu_mma},
+    {"llvm.nvvm.ff2bf16x2.rn", "emu_ff2bf16x2", (void *)emu_ff2bf16x2},
+    {"llvm.nvvm.ff2f16x2.rn", "emu_ff2f16x2", (void *)emu_ff2f16x2},
+};
+
+static LLVMValueRef host_fn(LLVMModuleRef m, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, int n) {
+    LLVMValueRef f = LLVMGetNamedFunction(m, name);
+    return f ? f : LLVMAddFunction(m, name, LLVMFunctionType(ret, args, (unsigned)n, 0));
+}
+
+/* Replaces call `call` of NVVM intrinsic r->intr by a call of the C function r->fn. */
+static void rewrite_call(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef call, const Repl *r) {
+    LLVMContextRef ctx = LLVMGetModuleContext(m);
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx), f32 = LLVMFloatTypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
+    LLVMTypeRef voidt = LLVMVoidTypeInContext(ctx), rt = LLVMTypeOf(call);
+    LLVMValueRef fn = LLVMGetInstructionParent(call) ? LLVMGetBasicBlockParent(LLVMGetInstructionParent(call)) : NULL;
+    LLVMBuilderRef eb = LLVMCreateBuilderInContext(ctx); /* allocas in the entry block */
+    LLVMPositionBuilderBefore(eb, LLVMGetFirstInstruction(LLVMGetEntryBasicBlock(fn)));
+    LLVMPositionBuilderBefore(b, call);
+    LLVMValueRef res = NULL;
+    if (strstr(r->intr, "ldmatrix")) {
+        LLVMValueRef out = LLVMBuildAlloca(eb, LLVMArrayType2(i32, 4), "");
+        LLVMTypeRef at[3] = {ptr, ptr, i32};
+        LLVMValueRef args[3] = {out, LLVMBuildAddrSpaceCast(b, LLVMGetOperand(call, 0), ptr, ""),
+                                LLVMConstInt(i32, strstr(r->intr, "trans") != NULL, 0)};
+        LLVMValueRef f = host_fn(m, r->fn, voidt, at, 3);
+        LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, args, 3, "");
+        res = LLVMGetUndef(rt);
+        for (unsigned j = 0; j < 4; j++) {
+            LLVMValueRef idx[2] = {LLVMConstInt(i32, 0, 0), LLVMConstInt(i32, j, 0)};
+            LLVMValueRef v = LLVMBuildLoad2(b, i32, LLVMBuildGEP2(b, LLVMArrayType2(i32, 4), out, idx, 2, ""), "");
+            res = LLVMBuildInsertValue(b, res, v, j, "");
+        }
+    } else if (strstr(r->intr, "mma")) {
+        LLVMValueRef out = LLVMBuildAlloca(eb, LLVMArrayType2(f32, 4), "");
+        LLVMTypeRef at[12] = {ptr, i32, i32, i32, i32, i32, i32, f32, f32, f32, f32, i32};
+        LLVMValueRef args[12];
+        args[0] = out;
+        for (unsigned j = 0; j < 10; j++) {
+            LLVMValueRef v = LLVMGetOperand(call, j);
+            args[1 + j] = j < 6 ? LLVMBuildBitCast(b, v, i32, "") : v;
+        }
+        args[11] = LLVMConstInt(i32, strstr(r->intr, "bf16") != NULL, 0);
+        LLVMValueRef f = host_fn(m, r->fn, voidt, at, 12);
+        LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, args, 12, "");
+        res = LLVMGetUndef(rt);
+        for (unsigned j = 0; j < 4; j++) {
+            LLVMValueRef idx[2] = {LLVMConstInt(i32, 0, 0), LLVMConstInt(i32, j, 0)};
+            LLVMValueRef v = LLVMBuildLoad2(b, f32, LLVMBuildGEP2(b, LLVMArrayType2(f32, 4), out, idx, 2, ""), "");
+            res = LLVMBuildInsertValue(b, res, v, j, "");
+        }
+    } else if (strstr(r->intr, "ff2")) {
+        LLVMTypeRef at[2] = {f32, f32};
+        LLVMValueRef args[2] = {LLVMGetOperand(call, 0), LLVMGetOperand(call, 1)};
+        LLVMValueRef f = host_fn(m, r->fn, i32, at, 2);
+        res = LLVMBuildBitCast(b, LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, args, 2, ""), rt, "");
+    } else { /* ids and the barrier: no arguments */
+        LLVMValueRef f = host_fn(m, r->fn, rt, NULL, 0);
+        res = LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, NULL, 0, "");
+    }
+    if (LLVMGetTypeKind(rt) != LLVMVoidTypeKind) LLVMReplaceAllUsesWith(call, res);
+    LLVMInstructionEraseFromParent(call);
+    LLVMDisposeBuilder(eb);
+}
+
+/* Host triple and data layout, kernels with the C calling convention, every llvm.nvvm.*
+ * call rewritten; -1 with the intrinsic's name in err when one is not emulated. */
+static int retarget(LLVMModuleRef m, LLVMTargetMachineRef tm, char *err, int errn) {
+    char *triple = LLVMGetDefaultTargetTriple();
+    LLVMSetTarget(m, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+    char *dl = LLVMCopyStringRepOfTargetData(td);
+    LLVMSetDataLayout(m, dl);
+    LLVMDisposeMessage(dl);
+    LLVMDisposeTargetData(td);
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(LLVMGetModuleContext(m));
+    for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f)) {
+        if (!LLVMIsDeclaration(f)) LLVMSetFunctionCallConv(f, LLVMCCallConv);
+        LLVMRemoveStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, "target-cpu", 10);
+        LLVMRemoveStringAttributeAtIndex(f, LLVMAttributeFunctionIndex, "target-features", 15);
+        size_t n;
+        const char *name = LLVMGetValueName2(f, &n);
+        if (strncmp(name, "llvm.nvvm.", 10) != 0) continue;
+        const Repl *r = NULL;
+        for (size_t i = 0; i < sizeof repls / sizeof *repls && !r; i++)
+            if (strncmp(name, repls[i].intr, strlen(repls[i].intr)) == 0 &&
+                (name[strlen(repls[i].intr)] == 0 || name[strlen(repls[i].intr)] == '.') &&
+                !(strstr(name, "trans") && !strstr(repls[i].intr, "trans")))
+                r = &repls[i];
+        if (!r) { snprintf(err, (size_t)errn, "no emulation of %s", name); LLVMDisposeBuilder(b); return -1; }
+        LLVMValueRef calls[4096];
+        int nc = 0;
+        for (LLVMUseRef u = LLVMGetFirstUse(f); u && nc < 4096; u = LLVMGetNextUse(u)) calls[nc++] = LLVMGetUser(u);
+        for (int i = 0; i < nc; i++) rewrite_call(m, b, calls[i], r);
+    }
+    LLVMDisposeBuilder(b);
+    return 0;
+}
+
+/* ---- running a program ---- */
+
+typedef void (*K0)(void);
+static void *kfn;
+static int64_t kargs[64];
+static int nkargs;
+
+static void thread_main(void) {
+    int64_t *a = kargs;
+    switch (nkargs) { /* every kernel parameter is 64 bits: a pointer or an i64 */
+#define A1 int64_t
+    case 3: ((void (*)(A1, A1, A1))kfn)(a[0], a[1], a[2]); break;
+    case 4: ((void (*)(A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3]); break;
+    case 5: ((void (*)(A1, A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3], a[4]); break;
+    case 6: ((void (*)(A1, A1, A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3], a[4], a[5]); break;
+    case 7: ((void (*)(A1, A1, A1, A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3], a[4], a[5], a[6]); break;
+    case 8: ((void (*)(A1, A1, A1, A1, A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]); break;
+#undef A1
+    default: break;
+    }
+    finished[cur] = 1;
+}
+
+/* fresh contexts for the NTHR threads of a block (getcontext returns twice: kept out of
+ * run_grid's loops) */
+static void start_threads(void) {
+    for (int t = 0; t < NTHR; t++) {
+        finished[t] = 0;
+        getcontext(&thr_ctx[t]);
+        thr_ctx[t].uc_stack.ss_sp = stacks + (size_t)t * STACK;
+        thr_ctx[t].uc_stack.ss_size = STACK;
+        thr_ctx[t].uc_link = &sched_ctx;
+        makecontext(&thr_ctx[t], thread_main, 0);
+    }
+}
+
+/* All blocks of a grid, one after another; -1 on a deadlock (threads waiting at different
+ * barriers). */
+static int run_grid(unsigned gx, unsigned gy, unsigned gz) {
+    nctaid[0] = gx, nctaid[1] = gy, nctaid[2] = gz;
+    for (unsigned z = 0; z < gz; z++)
+        for (unsigned y = 0; y < gy; y++)
+            for (unsigned x = 0; x < gx; x++) {
+                ctaid[0] = x, ctaid[1] = y, ctaid[2] = z;
+                bar_count = 0;
+                memset(warp_count, 0, sizeof warp_count);
+                start_threads();
+                for (int alive = NTHR; alive;) {
+                    long before = progress;
+                    alive = 0;
+                    for (int t = 0; t < NTHR; t++)
+                        if (!finished[t]) {
+                            cur = t;
+                            swapcontext(&sched_ctx, &thr_ctx[t]);
+                            alive += !finished[t];
+                        }
+                    if (alive && progress == before) return -1;
+                }
+            }
+    return 0;
+}
+
+typedef struct Emu {
+    const TlLProgram *lp;
+    LLVMOrcLLJITRef jit;
+    char **mem;      /* per buffer: host storage (aliases point into others) */
+    int64_t *syms;
+} Emu;
+
+static int exec_host(Emu *e, int h, char *err, int errn) {
+    const TlLProgram *lp = e->lp;
+    NvTarget t;
+    tl_nvptx_target(&t, &(TlNvptxOptions){.arch = "sm_80", .opt_level = 3});
+    for (; h >= 0; h = lp->host[h].next) {
+        const TlLHost *o = &lp->host[h];
+        if (o->kind == TL_LH_ALIAS) {
+            e->mem[o->dst] = e->mem[o->src] + tl_loops_eval(lp, o->src_off, e->syms);
+            continue;
+        }
+        if (o->kind == TL_LH_COPY) {
+            memmove(e->mem[o->dst] + tl_loops_eval(lp, o->dst_off, e->syms), e->mem[o->src] + tl_loops_eval(lp, o->src_off, e->syms),
+                    (size_t)tl_loops_eval(lp, o->nbytes, e->syms));
+            continue;
+        }
+        if (o->kind != TL_LH_KERNEL) { snprintf(err, (size_t)errn, "host op %d not emulated", o->kind); return -1; }
+        const TlLKernel *k = &lp->kern[o->kernel];
+        char used[512];
+        if (lp->nbuf >= 512) { snprintf(err, (size_t)errn, "too many buffers"); return -1; }
+        TlGpuLaunchKind kind = tl_nvptx_plan(lp, o->kernel, &t, used);
+        if (kind == TL_GPU_LAUNCH_WARP) { snprintf(err, (size_t)errn, "%s: warp kernels are not emulated", k->name); return -1; }
+        nkargs = 0;
+        for (int i = 0; i < lp->nbuf; i++)
+            if (used[i]) kargs[nkargs++] = (int64_t)(uintptr_t)e->mem[i];
+        for (int i = 0; i < lp->nsyms; i++) kargs[nkargs++] = e->syms[i];
+        kargs[nkargs++] = k->par_extent >= 0 ? tl_loops_eval(lp, k->par_extent, e->syms) : 1;
+        if (nkargs < 3 || nkargs > 8) { snprintf(err, (size_t)errn, "%s: %d parameters", k->name, nkargs); return -1; }
+        LLVMOrcExecutorAddress addr = 0;
+        LLVMErrorRef le = LLVMOrcLLJITLookup(e->jit, &addr, k->name);
+        if (le) {
+            char *msg = LLVMGetErrorMessage(le);
+            snprintf(err, (size_t)errn, "lookup %s: %s", k->name, msg);
+            LLVMDisposeErrorMessage(msg);
+            return -1;
+        }
+        kfn = (void *)(uintptr_t)addr;
+        unsigned gx = 1, gy = 1, gz = 1; /* flat kernels: one block, their grid-stride loop covers n */
+        if (kind == TL_GPU_LAUNCH_GEMM) {
+            int64_t m = tl_loops_eval(lp, k->gemm.m, e->syms), n = tl_loops_eval(lp, k->gemm.n, e->syms);
+            gx = (unsigned)((n + TL_GEMM_BN - 1) / TL_GEMM_BN), gy = (unsigned)((m + TL_GEMM_BM - 1) / TL_GEMM_BM);
+            gz = (unsigned)tl_loops_eval(lp, k->gemm.batch, e->syms);
+        }
+        if (run_grid(gx, gy, gz)) { snprintf(err, (size_t)errn, "%s: deadlock at a barrier", k->name); return -1; }
+    }
+    return 0;
+}
+
+static LLVMTargetMachineRef host_tm(void) {
+    char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(), *feat = LLVMGetHostCPUFeatures();
+    LLVMTargetRef target;
+    char *msg = NULL;
+    LLVMTargetMachineRef tm = NULL;
+    if (!LLVMGetTargetFromTriple(triple, &target, &msg))
+        tm = LLVMCreateTargetMachine(target, triple, cpu, feat, LLVMCodeGenLevelDefault, LLVMRelocDefault, LLVMCodeModelJITDefault);
+    LLVMDisposeMessage(msg), LLVMDisposeMessage(triple), LLVMDisposeMessage(cpu), LLVMDisposeMessage(feat);
+    return tm;
+}
+
+/* The graph G through the emulated GPU; the values of output 0 (malloc'd, numel of them)
+ * or NULL with err. The inputs get the values the interpreter was given (vals[node]). */
+static float *emulate(double **vals, int64_t *numel, char *err, int errn) {
+    float *out = NULL;
+    TlLProgram *lp = tl_loops_lower(G, err, errn);
+    if (!lp) return NULL;
+    char *ir = tl_nvptx_emit_llvm(G, &(TlNvptxOptions){.arch = "sm_80", .opt_level = 3}, NULL, err, errn);
+    LLVMTargetMachineRef tm = host_tm();
+    Emu e = {.lp = lp};
+    LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
+    if (!ir || !tm) { if (!tm) snprintf(err, (size_t)errn, "no host target machine"); goto done; }
+    LLVMMemoryBufferRef mb = LLVMCreateMemoryBufferWithMemoryRangeCopy(ir, strlen(ir), "tl");
+    LLVMModuleRef m = NULL;
+    char *msg = NULL;
+    if (LLVMParseIRInContext(LLVMOrcThreadSafeContextGetContext(tsc), mb, &m, &msg)) { /* consumes mb */
+        snprintf(err, (size_t)errn, "parse: %s", msg ? msg : "");
+        LLVMDisposeMessage(msg);
+        goto done;
+    }
+    if (retarget(m, tm, err, errn)) { LLVMDisposeModule(m); goto done; }
+    LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(tm));
+    tm = NULL; /* taken over */
+    if (LLVMOrcCreateLLJIT(&e.jit, jb)) { snprintf(err, (size_t)errn, "no LLJIT"); LLVMDisposeModule(m); goto done; }
+    LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(e.jit);
+    enum { NR = sizeof repls / sizeof *repls };
+    LLVMOrcCSymbolMapPair pairs[NR];
+    int np = 0;
+    for (int i = 0; i < NR; i++) {
+        int dup = 0;
+        for (int j = 0; j < i; j++) dup |= strcmp(repls[j].fn, repls[i].fn) == 0;
+        if (dup) continue;
+        pairs[np].Name = LLVMOrcLLJITMangleAndIntern(e.jit, repls[i].fn);
+        pairs[np].Sym.Address = (LLVMOrcExecutorAddress)(uintptr_t)repls[i].addr;
+        pairs[np++].Sym.Flags = (LLVMJITSymbolFlags){LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0};
+    }
+    LLVMOrcDefinitionGeneratorRef gen = NULL;
+    if (LLVMOrcJITDylibDefine(jd, LLVMOrcAbsoluteSymbols(pairs, (size_t)np)) ||
+        LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(&gen, LLVMOrcLLJITGetGlobalPrefix(e.jit), NULL, NULL)) {
+        snprintf(err, (size_t)errn, "JIT symbols");
+        LLVMDisposeModule(m);
+        goto done;
+    }
+    LLVMOrcJITDylibAddGenerator(jd, gen);
+    if (LLVMOrcLLJITAddLLVMIRModule(e.jit, jd, LLVMOrcCreateNewThreadSafeModule(m, tsc))) { snprintf(err, (size_t)errn, "add module"); goto done; }
+    /* buffers: storage-sized, zeroed; inputs as tl_gpu_set stores them */
+    e.syms = calloc((size_t)lp->nsyms + 1, sizeof *e.syms);
+    for (int i = 0; i < lp->nsyms; i++)
+        for (int s = 0; s < NSYM; s++)
+            if (strcmp(lp->syms[i], SYM[s]) == 0) e.syms[i] = SYMV[s];
+    e.mem = calloc((size_t)lp->nbuf + 1, sizeof *e.mem);
+    for (int i = 0; i < lp->nbuf; i++) {
+        const TlLBuf *bf = &lp->buf[i];
+        if (bf->kind == TL_LB_ALIAS) continue;
+        int64_t n = tl_loops_eval(lp, bf->numel, e.syms);
+        e.mem[i] = calloc((size_t)n + 1, tl_ltype_size(bf->elem));
+        if (bf->kind == TL_LB_CONST)
+            for (int64_t j = 0; j < n; j++) ((float *)e.mem[i])[j] = (float)tl_interp_round(bf->dtype, bf->init[j]);
+        if ((bf->kind == TL_LB_INPUT || bf->kind == TL_LB_PARAM) && bf->node >= 0 && vals[bf->node]) {
+            if (bf->elem != TL_LT_F32) { snprintf(err, (size_t)errn, "non-f32 input"); goto done; }
+            for (int64_t j = 0; j < n; j++) ((float *)e.mem[i])[j] = (float)tl_interp_round(bf->dtype, vals[bf->node][j]);
+        }
+    }
+    if (exec_host(&e, lp->entry, err, errn)) goto done;
+    int ob = lp->node_buf[G->outputs[0]];
+    *numel = tl_loops_eval(lp, lp->buf[ob].numel, e.syms);
+    out = malloc(sizeof *out * (size_t)(*numel + 1));
+    memcpy(out, e.mem[ob], sizeof *out * (size_t)*numel);
+done:
+    if (e.mem)
+        for (int i = 0; i < lp->nbuf; i++)
+            if (lp->buf[i].kind != TL_LB_ALIAS) free(e.mem[i]);
+    free(e.mem), free(e.syms);
+    if (e.jit) LLVMOrcDisposeLLJIT(e.jit);
+    LLVMOrcDisposeThreadSafeContext(tsc);
+    if (tm) LLVMDisposeTargetMachine(tm);
+    free(ir);
+    tl_loops_free(lp);
+    return out;
+}
+
+/* ---- cases ---- */
+
+static int ncases;
+
+static void graph_case_run(const char *name, int exact) {
+    (void)exact;
+    if (!mma_strict) return; /* only the tensor-core cases of gpu_mma_cases */
+    case_begin("emulated GPU: %s", name);
+    char err[512] = "";
+    TlInterp *it = tl_interp_new(G);
+    for (int i = 0; i < NSYM; i++) tl_interp_bind(it, SYM[i], SYMV[i]);
+    double **vals = calloc((size_t)G->nnodes, sizeof *vals);
+    for (int i = 0; i < G->nnodes; i++) {
+        const TlGNode *n = &G->nodes[i];
+        if (n->op != TL_GOP_INPUT && n->op != TL_GOP_PARAM) continue;
+        int64_t cnt = numel_of(&n->shape);
+        vals[i] = malloc(sizeof(double) * (size_t)(cnt + 1));
+        for (int64_t j = 0; j < cnt; j++) vals[i][j] = urand(RLO[i], RHI[i]);
+        tl_interp_set(it, i, vals[i], cnt);
+    }
+    EXPECTF(tl_interp_run(it) == 0, "interpreter: %s", tl_interp_error(it));
+    const TlGNode *y = &G->nodes[G->outputs[0]];
+    TlContractSpec cs;
+    tl_contract_parse(y->spec, &cs, NULL, 0);
+    const TlTensor *x[2] = {tl_interp_value(it, y->in[0]), tl_interp_value(it, y->in[1])}, *r = tl_interp_output(it, 0);
+    char let[2 * TL_MAX_RANK];
+    int64_t size[2 * TL_MAX_RANK], nk = 1, idx[2 * TL_MAX_RANK] = {0};
+    int nl = 0;
+    for (int t = 0; t < 2 && x[0] && x[1]; t++)
+        for (int j = 0; j < cs.rank[t]; j++)
+            if (!memchr(let, cs.in[t][j], (size_t)nl)) let[nl] = cs.in[t][j], size[nl++] = x[t]->dim[j];
+    for (int l = 0; l < nl; l++)
+        if (!memchr(cs.out, let[l], (size_t)cs.out_rank)) nk *= size[l];
+    int64_t n = 0;
+    /* ~3 s per 10^7 emulated multiply-adds: anything larger than the cases is left to the GPU */
+    float *got = r && (double)r->numel * (double)nk > 1e8 ? NULL : emulate(vals, &n, err, sizeof err);
+    if (r && (double)r->numel * (double)nk > 1e8) printf("    not emulated: %.2g multiply-adds\n", (double)r->numel * (double)nk);
+    else EXPECTF(got != NULL, "%s", err);
+    ncases += got != NULL;
+    if (got && r) {
+        EXPECTF(r->numel == n, "%lld vs %lld outputs", (long long)n, (long long)r->numel);
+        /* the f32-accumulation bound of test_gpu_diff, over S = sum a b, T = sum |a b| */
+        double *S = calloc((size_t)n + 1, sizeof *S), *T = calloc((size_t)n + 1, sizeof *T);
+        for (;;) {
+            int64_t off[3] = {0, 0, 0};
+            for (int t = 0; t < 3; t++) {
+                int rank = t < 2 ? cs.rank[t] : cs.out_rank;
+                const char *ax = t < 2 ? cs.in[t] : cs.out;
+                for (int j = 0; j < rank; j++) {
+                    int l = (int)((const char *)memchr(let, ax[j], (size_t)nl) - let);
+                    off[t] = off[t] * size[l] + idx[l];
+                }
+            }
+            double v = tl_tensor_get(x[0], off[0]) * tl_tensor_get(x[1], off[1]);
+            if (off[2] < n) S[off[2]] += v, T[off[2]] += fabs(v);
+            int l = nl - 1;
+            while (l >= 0 && ++idx[l] == size[l]) idx[l--] = 0;
+            if (l < 0) break;
+        }
+        double u = y->dtype == TL_BF16 ? ldexp(1, -8) : ldexp(1, -11), gamma = (double)nk * ldexp(1, -23);
+        double tiny = y->dtype == TL_F16 ? ldexp(1, -25) : 0, worst = 0;
+        int bad = 0;
+        for (int64_t i = 0; i < n && i < r->numel; i++) {
+            double gv = got[i], bv = tl_tensor_get(r, i);
+            double tol = gamma * T[i] + 2.01 * u * (fabs(bv) + gamma * T[i]) + tiny;
+            if (!(fabs(gv - bv) <= tol) && bad++ < 3)
+                EXPECTF(0, "[%lld]: emulated %.9g, interpreter %.9g, exact %.9g: |diff| %.3g > bound %.3g", (long long)i, gv, bv, S[i],
+                        fabs(gv - bv), tol);
+            if (tol > 0 && fabs(gv - bv) / tol > worst) worst = fabs(gv - bv) / tol;
+        }
+        EXPECTF(bad == 0, "%d outputs outside the bound", bad);
+        printf("    worst |emulated - interpreter| / bound = %.3f over %lld outputs (K = %lld)\n", worst, (long long)n, (long long)nk);
+        free(S), free(T);
+    }
+    free(got);
+    for (int i = 0; i < G->nnodes; i++) free(vals[i]);
+    free(vals);
+    tl_interp_free(it);
+    case_end();
+}
+
+int main(void) {
+    LLVMInitializeNativeTarget();
+    LLVMInitializeNativeAsmPrinter();
+    LLVMInitializeNativeAsmParser();
+    tl_diag_set_output(stdout);
+    stacks = malloc((size_t)NTHR * STACK);
+    if (!stacks) return 1;
+    gpu_mma_cases();
+    printf("# %d tensor-core GEMM cases emulated\n", ncases);
+    free(stacks);
+    return check_done();
+}
