@@ -268,7 +268,7 @@ static int emit_lowered(TlcOptions *o, TlProgram *prog) {
             TlLProgram *lp = tl_loops_lower(g, err, sizeof err);
             if (!lp) {
                 fprintf(stderr, "tlc: --emit=schedule: %s\n", err);
-                status = EXIT_INTERNAL;
+                status = tl_diag_error_count() ? EXIT_INPUT : EXIT_INTERNAL;
             } else {
                 char key[512];
                 tl_schedule_target_key(o->cpu, 0, key, sizeof key);
@@ -284,7 +284,7 @@ static int emit_lowered(TlcOptions *o, TlProgram *prog) {
             TlLProgram *lp = tl_loops_lower(g, err, sizeof err);
             if (!lp) {
                 fprintf(stderr, "tlc: --emit=loops: %s\n", err);
-                status = EXIT_INTERNAL;
+                status = tl_diag_error_count() ? EXIT_INPUT : EXIT_INTERNAL;
             } else {
                 tl_loops_print(stdout, lp);
                 tl_loops_free(lp);

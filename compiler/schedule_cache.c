@@ -166,6 +166,10 @@ int tl_schedule_cache_apply(TlLProgram *p, const char *target_key, const int64_t
     for (int k = 0; k < p->nkern; k++) {
         if (src) src[k] = TL_SCHED_DEFAULT;
         if (scheds) tl_ksched_default(p, k, &scheds[k]);
+        if (p->kern[k].sched) { /* a source schedule wins over the cache */
+            if (src) src[k] = TL_SCHED_SOURCE;
+            continue;
+        }
         char key[32];
         TlSchedEntry e;
         if (tl_schedule_cache_key(p, k, syms, target_key, key, sizeof key, NULL, 0)) continue;
@@ -193,6 +197,7 @@ void tl_schedule_print(FILE *f, const TlLProgram *p, const TlSchedSource *src, c
         if (scheds) d = scheds[k];
         else tl_ksched_default(p, k, &d);
         tl_ksched_format(&d, buf, sizeof buf);
+        if (src && src[k] == TL_SCHED_SOURCE) snprintf(buf, sizeof buf, "%s", p->kern[k].sched_text);
         fprintf(f, "%-28s %-8s %s\n", p->kern[k].name, tl_sched_source_name(src ? src[k] : TL_SCHED_DEFAULT), buf);
     }
 }

@@ -405,6 +405,10 @@ int tl_tune_graph(const TlGraph *g, const TlTuneBinding *bind, int nbind, const 
     for (int k = 0; k < T.p->nkern; k++) {
         if (opt.kernel && strcmp(opt.kernel, T.p->kern[k].name) != 0) continue;
         kernel_found = 1;
+        if (T.p->kern[k].sched) { /* the source's schedule block wins: not searched */
+            fprintf(opt.out, "%s: schedule from the source (%s), not tuned\n", T.p->kern[k].name, T.p->kern[k].sched_text);
+            continue;
+        }
         if (!tl_kernel_tunable(T.p, k)) continue;
         KTune *K = &kt[nk];
         K->k = k;
