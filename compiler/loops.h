@@ -209,6 +209,8 @@ void tl_loops_free(TlLProgram *p);
 
 /* --emit=loops */
 void tl_loops_print(FILE *f, const TlLProgram *p);
+/* One kernel (--kernel NAME): the buffers it touches, then its loop nest. */
+void tl_loops_print_kernel(FILE *f, const TlLProgram *p, int k);
 void tl_loops_print_expr(FILE *f, const TlLProgram *p, int e);
 
 /* Evaluate an i64 expression of syms (and no loop variables): buffer sizes, extents. */

@@ -176,7 +176,10 @@ int tl_schedule_cache_apply(TlLProgram *p, const char *target_key, const int64_t
         if (tl_schedule_cache_get(dir, key, &e) != 0) continue;
         TlKSched def;
         tl_ksched_default(p, k, &def);
-        if (tl_ksched_equal(&def, &e.sched)) continue;
+        if (tl_ksched_equal(&def, &e.sched)) { /* tuned, and the default won */
+            if (src) src[k] = TL_SCHED_CACHE;
+            continue;
+        }
         char err[256];
         if (tl_ksched_apply(p, k, &e.sched, err, sizeof err)) {
             fprintf(stderr, "tl: warning: tuning cache entry %s/%s.json does not fit kernel %s: %s\n", dir, key,

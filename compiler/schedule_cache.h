@@ -55,8 +55,9 @@ int tl_schedule_cache_put(const char *dir, const TlSchedEntry *e, char *err, siz
 /* Applies the cached schedule of every kernel of a freshly lowered p that has an entry
  * for target_key (see tl_schedule_target_key) and the sym values syms (NULL: only kernels
  * that use no symbols). dir NULL: the default directory. src, when not NULL, has p->nkern
- * slots and receives where each kernel's schedule came from (TL_SCHED_DEFAULT or
- * TL_SCHED_CACHE); scheds, when not NULL, has p->nkern slots and receives each kernel's
+ * slots and receives where each kernel's schedule came from (TL_SCHED_DEFAULT;
+ * TL_SCHED_CACHE for an entry, also one that keeps the default; TL_SCHED_SOURCE for a
+ * kernel with a source schedule block, which the cache never overrides); scheds, when not NULL, has p->nkern slots and receives each kernel's
  * schedule (for --emit=schedule: tl_schedule_print). An entry that does not fit its kernel
  * is skipped with a warning. Returns the number of kernels changed. */
 int tl_schedule_cache_apply(TlLProgram *p, const char *target_key, const int64_t *syms, const char *dir,

@@ -106,6 +106,7 @@ typedef struct TlTuneOptions {
     int beam;               /* beam width (default 3) */
     int verify_program;     /* also time the whole program default vs tuned (median of 5) */
     unsigned seed;
+    int target_cuda;        /* measure on the GPU (tune_gpu.c); the caller opened the driver */
     FILE *out;              /* the table (stdout) */
 } TlTuneOptions;
 
