@@ -302,9 +302,30 @@ static int cmp_d(const void *a, const void *b) {
  * alternating, and each is compiled 3 times: on a small machine one compiled instance of
  * a program can run 3x slower than another for reasons of its own (where its buffers
  * land), so one compile each would compare placements, not schedules. */
+/* The largest difference between the outputs of a and b relative to the check's
+ * tolerance (|a-b| <= 1e-5 max(1, max|b|) + 1e-4 |b|, as for candidates): <= 1 is within
+ * tolerance, 0 identical. */
+static double outputs_diff(const TlGraph *g, TlCpuProgram *a, TlCpuProgram *b) {
+    double worst = 0;
+    for (int o = 0; o < g->noutputs; o++) {
+        const TlTensor *x = tl_cpu_output(a, o), *y = tl_cpu_output(b, o);
+        if (!x || !y || x->numel != y->numel) return INFINITY;
+        double maxb = 0;
+        for (int64_t i = 0; i < y->numel; i++) maxb = fmax(maxb, fabs(tl_tensor_get(y, i)));
+        for (int64_t i = 0; i < x->numel; i++) {
+            double u = tl_tensor_get(x, i), v = tl_tensor_get(y, i), d = fabs(u - v);
+            if (d == 0) continue;
+            double r = d / (1e-5 * fmax(1, maxb) + 1e-4 * fabs(v));
+            if (!(r <= worst)) worst = isnan(r) ? INFINITY : r;
+        }
+    }
+    return worst;
+}
+
 static int time_programs(Tuner *T, const TlTuneBinding *bind, int nbind, const char *target, double *td, double *tt,
-                         int *napplied) {
+                         int *napplied, double *diff) {
     enum { INST = 3, REPS = 7 };
+    *diff = 0;
     double s[2][INST * REPS];
     int ns = 0, ok = 1;
     for (int inst = 0; inst < INST && ok; inst++) {
@@ -319,6 +340,7 @@ static int time_programs(Tuner *T, const TlTuneBinding *bind, int nbind, const c
             for (int b = 0; b < nbind; b++) tl_cpu_bind(cp[i], bind[b].name, bind[b].value);
             if (set_inputs(T->g, cp[i], bind, nbind) || tl_cpu_run(cp[i])) ok = 0;
         }
+        if (ok) *diff = fmax(*diff, outputs_diff(T->g, cp[1], cp[0]));
         /* a sample runs the program R times, R so that it lasts about 20 ms */
         int64_t R = 1;
         if (ok) {
@@ -526,13 +548,15 @@ int tl_tune_graph(const TlGraph *g, const TlTuneBinding *bind, int nbind, const 
     fprintf(out, "cache: %s\n", cdir);
     /* 5. the whole program, default against cached schedules */
     if (opt.verify_program) {
-        double td, tt;
+        double td, tt, diff;
         int napplied;
-        if (time_programs(&T, bind, nbind, target, &td, &tt, &napplied) == 0) {
+        if (time_programs(&T, bind, nbind, target, &td, &tt, &napplied, &diff) == 0) {
             char x[32], y[32];
             fmt_time(td, x, sizeof x), fmt_time(tt, y, sizeof y);
             fprintf(out, "program: default %s, tuned %s (%d kernels rescheduled): %.3fx (median of 21 runs, 3 compiles each)\n", x, y, napplied,
                     tt > 0 ? td / tt : 1.0);
+            fprintf(out, "outputs: tuned vs default %s (largest difference %.3g of the tolerance)\n",
+                    diff == 0 ? "identical" : diff <= 1 ? "within tolerance" : "DIFFER", diff);
         } else {
             fprintf(out, "program: could not time the whole program\n");
         }
