@@ -152,6 +152,8 @@ typedef struct TlLKernel {
     TlLType *local_type;
     int par_extent;        /* i64 expr: the parallel loop's trip count; -1 = none (call once) */
     TlLGemm gemm;          /* a matmul contraction (gemm.on), else zeros */
+    int gpu_block;         /* NVPTX: threads per block of a flat (grid-stride) launch; 0: the
+                              back end's default (256). Schedule data (tune --target cuda). */
     /* A `schedule` block of the source (compiler/schedule_source.h): the block of the
      * index-notation kernel whose result this kernel stores, applied by the lowering, or
      * NULL; sched_fused: the block of a kernel result computed here but not stored (fused

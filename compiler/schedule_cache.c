@@ -10,6 +10,9 @@
 #include "cpu_detect.h"
 #include "fsutil.h"
 #include "schedule_cache.h"
+
+#include "cuda.h"
+#include "nvptx/nvptx.h"
 #include "cpu/cpu.h"
 
 int tl_ksched_from_cjson(const void *j, TlKSched *s); /* tune_space.c */
@@ -214,4 +217,15 @@ struct TlCpuProgram *tl_cpu_compile_cached(const TlGraph *g, const struct TlCpuO
     tl_schedule_target_key(o ? o->cpu : NULL, o ? o->threads : 0, key, sizeof key);
     *ncached = tl_schedule_cache_apply(lp, key, NULL, NULL, NULL, NULL);
     return tl_cpu_compile_loops(g, lp, o, err, errn); /* takes lp */
+}
+
+struct TlGpuProgram *tl_gpu_compile_cached(const TlGraph *g, int *ncached, char *err, int errn) {
+    *ncached = 0;
+    if (tl_cuda_open(err, errn)) return NULL; /* fail fast: no driver or no GPU */
+    TlLProgram *lp = tl_loops_lower(g, err, errn);
+    if (!lp) return NULL;
+    char key[512];
+    tl_schedule_gpu_target_key(key, sizeof key);
+    *ncached = tl_schedule_cache_apply(lp, key, NULL, NULL, NULL, NULL);
+    return tl_gpu_compile_loops(g, lp, NULL, err, errn); /* takes lp */
 }

@@ -41,6 +41,8 @@ const char *tl_schedule_cache_dir(const char *dir, char *buf, size_t n);
 /* The target part of a key: "cpu:MODEL:FEATURES:Nt" for the host (or the named cpu) and
  * threads (0: TL_THREADS, else the host's cores). */
 void tl_schedule_target_key(const char *cpu, int threads, char *buf, size_t n);
+/* The target part of a key for the GPU the driver opened: "cuda:NAME:sm_XY" (tune_gpu.c). */
+void tl_schedule_gpu_target_key(char *buf, size_t n);
 /* The key of kernel k of p on target with the sym values syms (program order; NULL when
  * unknown: a kernel that uses a sym then has no key and -1 is returned). 0 ok. */
 int tl_schedule_cache_key(const TlLProgram *p, int k, const int64_t *syms, const char *target_key,
@@ -74,5 +76,10 @@ struct TlCpuOptions;
  * schedule. NULL with a message on failure. */
 struct TlCpuProgram *tl_cpu_compile_cached(const TlGraph *g, const struct TlCpuOptions *o, int *ncached, char *err,
                                            int errn);
+
+struct TlGpuProgram;
+/* The same for the GPU (tlc run --target cuda): the cache's entries for this GPU
+ * (tune --target cuda: launch blocks). NULL with a message (no GPU, ...). */
+struct TlGpuProgram *tl_gpu_compile_cached(const TlGraph *g, int *ncached, char *err, int errn);
 
 #endif

@@ -393,6 +393,7 @@ static int cmp_kt(const void *a, const void *b) {
 }
 
 int tl_tune_graph(const TlGraph *g, const TlTuneBinding *bind, int nbind, const TlTuneOptions *o, char *err, int errn) {
+    if (o->target_cuda) return tl_tune_graph_gpu(g, bind, nbind, o, err, errn);
     TlTuneOptions opt = *o;
     if (opt.budget_s <= 0) opt.budget_s = 60;
     if (!opt.out) opt.out = stdout;
