@@ -4,7 +4,7 @@
  *   tlc --emit=ast FILE         print a stage's output (more stages as they land)
  *   tlc run [--interp] FILE -- ARGS   train a train block (JIT or the interpreter)
  *   tlc tokenizer train|encode|decode ...
- *   tlc build|kernels|tune ...   (planned)
+ *   tlc build|kernels|tune ...   (tune: tune_main.c)
  *
  * Structure: the command line is parsed into a TlcOptions, then one command function runs.
  * A new command is a row in `commands` and a function; a new --emit stage is a case in
