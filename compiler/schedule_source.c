@@ -301,12 +301,31 @@ static int apply_one(TlLProgram *p, int k) {
         DERR(c->block, "the schedule of '%s' does not fit kernel %s: %s", c->kernel->name, K->name, e);
         return c->errors;
     }
-    char f[160];
-    tl_ksched_format(&s, f, sizeof f);
+    /* the knobs by index name: "i:tile=16 j:vec=8,unroll=2(x3)" */
+    char items[TL_KSCHED_MAX_LOOPS][96];
+    int count[TL_KSCHED_MAX_LOOPS], ni = 0;
+    for (int i = 0; i < s.nloops; i++) {
+        const TlKLoopSched *l = &s.loop[i];
+        if (!l->tile && !l->vec && l->unroll <= 1) continue;
+        char it[96], tl[32] = "", vc[24] = "", ur[24] = "";
+        const char *nm = loop_name(c, c->loops[i]);
+        if (l->tile) snprintf(tl, sizeof tl, ",tile=%lld", (long long)l->tile);
+        if (l->vec) snprintf(vc, sizeof vc, ",vec=%d", l->vec);
+        if (l->unroll > 1) snprintf(ur, sizeof ur, ",unroll=%d", l->unroll);
+        snprintf(it, sizeof it, "%.24s:%s%s%s", nm ? nm : "?", tl + 1, vc + !tl[0], ur + !(tl[0] || vc[0]));
+        int j = 0;
+        while (j < ni && strcmp(items[j], it)) j++;
+        if (j == ni) snprintf(items[ni], sizeof items[ni], "%s", it), count[ni++] = 0;
+        count[j]++;
+    }
     size_t o = strlen(text);
-    snprintf(text + o, sizeof text - o, "%s%s", strcmp(f, "default") || !o ? f : "",
-             gemm_was && !K->gemm.on ? " (loop nest: no GEMM generator)" : "");
-    o = strlen(text);
+    for (int j = 0; j < ni && o < sizeof text; j++) {
+        if (count[j] > 1) o += (size_t)snprintf(text + o, sizeof text - o, "%s(x%d) ", items[j], count[j]);
+        else o += (size_t)snprintf(text + o, sizeof text - o, "%s ", items[j]);
+    }
+    if (o < sizeof text && gemm_was && !K->gemm.on) o += (size_t)snprintf(text + o, sizeof text - o, "(loop nest: no GEMM generator)");
+    if (o >= sizeof text) o = sizeof text - 1;
+    if (!o) o = (size_t)snprintf(text, sizeof text, "default");
     while (o > 0 && text[o - 1] == ' ') text[--o] = 0;
     snprintf(K->sched_text, sizeof K->sched_text, "%s", text);
     return 0;
