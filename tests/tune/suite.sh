@@ -78,6 +78,20 @@ if grep -Eq '^tl_k0_contract +source +i:tile=16 k:vec=8' "$tmp/sched2.txt"; then
 "${tune[@]}" "$tmp/src.tl" --entry mm --args "a:f32[96,160] b:f32[160,112]" --cache "$tmp/cache" --out "$tmp/out5" --budget 2 >"$tmp/run5.txt" 2>&1
 if grep -q 'schedule from the source.*not tuned' "$tmp/run5.txt"; then pass "tune leaves source-scheduled kernels alone"; else cat "$tmp/run5.txt"; fail "tune leaves source-scheduled kernels alone"; fi
 
+# training with a scheduled kernel (compiled) gives the interpreter's losses
+st=tests/tune/sched_train.tl
+if "$BUILD"/tlc --emit=schedule "$st" 2>&1 | grep -Eq '^tl_k[0-9]+_contract +source +order\(t,p,j\)' &&
+   "$BUILD"/tlc run "$st" -- --out "$tmp/st_jit" >"$tmp/st_jit.log" 2>&1 &&
+   "$BUILD"/tlc run --interp "$st" -- --out "$tmp/st_int" >"$tmp/st_int.log" 2>&1 &&
+   python3 - "$tmp/st_jit/metrics.jsonl" "$tmp/st_int/metrics.jsonl" <<'PY'
+import json, sys
+a = [json.loads(l)["loss"] for l in open(sys.argv[1])]
+b = [json.loads(l)["loss"] for l in open(sys.argv[2])]
+assert len(a) == len(b) == 6, (a, b)
+assert all(abs(x - y) <= 1e-4 * abs(y) for x, y in zip(a, b)), (a, b)
+PY
+then pass "a scheduled kernel trains as the interpreter does"; else cat "$tmp/st_jit.log" "$tmp/st_int.log" 2>/dev/null | tail -5; fail "a scheduled kernel trains as the interpreter does"; fi
+
 # tlc kernels --time: every kernel measured, with GFLOP/s and GB/s
 "$BUILD"/tlc kernels --time --stdlib stdlib --entry mlp --args "x:f32[64,96] w:f32[96,80] b:f32[80]" bench/tune/gemm.tl >"$tmp/kt.txt" 2>"$tmp/kt.err"
 if [ $? -eq 0 ] && grep -q 'GFLOP/s' "$tmp/kt.txt" && python3 - "$tmp/kt.txt" <<'PY'
