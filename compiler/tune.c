@@ -525,26 +525,36 @@ int tl_tune_graph(const TlGraph *g, const TlTuneBinding *bind, int nbind, const 
     fmt_time(sum_d, a, sizeof a), fmt_time(sum_t, b, sizeof b);
     fprintf(out, "%-28s %12s %12s %7.2fx  %d kernels (%d from the cache), %.1f s\n", "total (sum of kernels)", a, b,
             sum_t > 0 ? sum_d / sum_t : 1.0, nk, ncached, tl_progress_now() - t_start);
-    /* 4. the plot: best time against candidates tried, the 8 slowest kernels */
+    /* 4. the plots: best time against candidates tried, the 8 slowest kernels together in
+     * OUT/tune.svg, and every kernel on its own in OUT/kernels/NAME.svg */
     if (ntune > 0) {
         TlPlotSeries ser[8];
-        double *xs[8] = {0};
-        int ns = 0;
-        for (int i = 0; i < nk && ns < 8; i++) {
+        double **xs = calloc((size_t)nk + 1, sizeof *xs);
+        if (!xs) abort();
+        int ns = 0, nper = 0;
+        char svg[1200], perr[512], kdir[1100];
+        snprintf(kdir, sizeof kdir, "%s/kernels", outd);
+        int have_kdir = mkdirs(kdir) == 0;
+        for (int i = 0; i < nk; i++) {
             KTune *K = order[i];
             if (K->cached || K->ncurve < 1) continue;
-            xs[ns] = malloc(sizeof(double) * (size_t)K->ncurve);
-            if (!xs[ns]) abort();
-            for (int j = 0; j < K->ncurve; j++) xs[ns][j] = j + 1, K->curve[j] *= 1e6;
-            ser[ns] = (TlPlotSeries){T.p->kern[K->k].name, xs[ns], K->curve, K->ncurve};
-            ns++;
+            xs[i] = malloc(sizeof(double) * (size_t)K->ncurve);
+            if (!xs[i]) abort();
+            for (int j = 0; j < K->ncurve; j++) xs[i][j] = j + 1, K->curve[j] *= 1e6;
+            TlPlotSeries one = {T.p->kern[K->k].name, xs[i], K->curve, K->ncurve};
+            if (ns < 8) ser[ns++] = one;
+            char title[320];
+            snprintf(title, sizeof title, "tlc tune: %s (%s)", T.p->kern[K->k].name, K->shape[0] ? K->shape : "no symbols");
+            TlPlotOpts po = {.title = title, .xlabel = "candidates tried", .ylabel = "best time (us)", .log_y = 1};
+            snprintf(svg, sizeof svg, "%s/%s.svg", kdir, T.p->kern[K->k].name);
+            if (have_kdir && tl_plot_svg(svg, &po, &one, 1, perr, sizeof perr) == 0) nper++;
         }
-        char svg[1200], perr[512];
         snprintf(svg, sizeof svg, "%s/tune.svg", outd);
         TlPlotOpts po = {.title = "tlc tune: best time per kernel", .xlabel = "candidates tried", .ylabel = "best time (us)", .log_y = 1};
         if (ns && tl_plot_svg(svg, &po, ser, ns, perr, sizeof perr)) fprintf(stderr, "tl tune: %s\n", perr);
-        else if (ns) fprintf(out, "log: %s  plot: %s\n", logpath, svg);
-        for (int i = 0; i < ns; i++) free(xs[i]);
+        else if (ns) fprintf(out, "log: %s  plot: %s (and %d per kernel in %s)\n", logpath, svg, nper, kdir);
+        for (int i = 0; i < nk; i++) free(xs[i]);
+        free(xs);
     }
     fprintf(out, "cache: %s\n", cdir);
     /* 5. the whole program, default against cached schedules */

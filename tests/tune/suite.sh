@@ -33,6 +33,7 @@ ok=$(grep -c "\"status\":\"ok\"" "$tmp/out1/tune.jsonl" 2>/dev/null); ok=${ok:-0
 bad=$(grep -c "\"status\":\"mismatch\"" "$tmp/out1/tune.jsonl" 2>/dev/null); bad=${bad:-0}
 if [ "$ok" -ge 3 ] && [ "$bad" -eq 0 ]; then pass "candidates measured and checked ($ok ok)"; else fail "candidates measured and checked ($ok ok, $bad mismatches)"; fi
 [ -s "$tmp/out1/tune.svg" ] && grep -q '<svg' "$tmp/out1/tune.svg" && pass "plot written" || fail "plot written"
+grep -q '<svg' "$tmp/out1/kernels/tl_k0_contract.svg" 2>/dev/null && pass "per-kernel plot written" || fail "per-kernel plot written"
 python3 - "$tmp/out1/tune.jsonl" <<'PY' && pass "log is JSONL" || fail "log is JSONL"
 import json, sys
 for line in open(sys.argv[1]): json.loads(line)
