@@ -145,6 +145,12 @@ typedef struct TlGNode {
     TlGraph *body;         /* scan */
     int ncarry, nseq;      /* scan (the rest of the operands are invariants) */
     int reverse;           /* scan */
+    /* The source `schedule` block for the kernel that computes this node: set by the
+     * lowering on the result of an index-notation kernel call that has one (an AST
+     * TL_N_SCHEDULE node, read by compiler/schedule_source.c); NULL otherwise. Builders
+     * leave it NULL, so derived nodes (gradients) have none; copies keep it. sched_kernel:
+     * the TL_N_KERNEL declaration it schedules (its index names). */
+    const struct TlNode *sched, *sched_kernel;
 } TlGNode;
 
 typedef struct TlGDims TlGDims; /* the dim table; shared by a graph and its scan bodies */

@@ -6,6 +6,7 @@
 
 #include "interp.h"
 #include "source.h"
+#include "tune.h"
 
 static double numel(const TlGraph *g, const TlGShape *s, const TlGDimBinding *b, int nb) {
     double n = 1;
@@ -122,6 +123,7 @@ TlKernelTable *tl_kernels_build(const TlGraph *g, const TlFuseOptions *o, const 
     for (int gi = 0; gi < f->ngroups; gi++) {
         const TlFuseGroup *gr = &f->groups[gi];
         TlKernelInfo *k = &t->k[t->n++];
+        k->lk = -1, k->seconds = -1;
         const TlGNode *r = &g->nodes[gr->root];
         k->group = gi, k->root = gr->root, k->kind = kinds[gr->kind];
         k->nkern = r->op == TL_GOP_CONCAT ? r->nin : r->op == TL_GOP_SCATTER_ADD ? 2 : 1;
@@ -164,10 +166,80 @@ static void num(FILE *f, double v) {
     else fprintf(f, " %10.0f", v);
 }
 
+void tl_kernels_schedule(TlKernelTable *t, const TlLProgram *lp, const TlSchedSource *src, const TlKSched *sch) {
+    for (int i = 0; i < t->n; i++) {
+        TlKernelInfo *r = &t->k[i];
+        r->lk = -1;
+        for (int k = 0; k < lp->nkern && r->lk < 0; k++)
+            if (!strcmp(lp->kern[k].name, r->name)) r->lk = k;
+        if (r->lk < 0) continue;
+        const TlLKernel *K = &lp->kern[r->lk];
+        TlSchedSource s = src ? src[r->lk] : K->sched ? TL_SCHED_SOURCE : TL_SCHED_DEFAULT;
+        char buf[192];
+        if (s == TL_SCHED_SOURCE) snprintf(buf, sizeof buf, "%s", K->sched_text);
+        else {
+            TlKSched d;
+            if (sch) d = sch[r->lk];
+            else tl_ksched_default(lp, r->lk, &d);
+            tl_ksched_format(&d, buf, sizeof buf);
+        }
+        if (s == TL_SCHED_DEFAULT && !strcmp(buf, "default")) snprintf(r->sched, sizeof r->sched, "default");
+        else snprintf(r->sched, sizeof r->sched, "%s: %s", tl_sched_source_name(s), buf);
+    }
+}
+
+int tl_kernels_time(TlKernelTable *t, const TlLProgram *lp, const int64_t *syms, const char *cpu, int threads,
+                    FILE *progress, char *err, int errn) {
+    TlTuneMeasureOpts mo = {.cpu = cpu, .threads = threads, .repeats = 5, .min_sample_s = 1e-3};
+    t->timed = 1;
+    for (int i = 0; i < t->n; i++) {
+        TlKernelInfo *r = &t->k[i];
+        r->seconds = -1;
+        if (r->lk < 0) continue;
+        double total = 0;
+        int ok = 1;
+        for (int k = r->lk; k < r->lk + r->nkern && k < lp->nkern && ok; k++) {
+            if (!tl_kernel_tunable(lp, k)) { ok = 0; break; }
+            char e[512];
+            TlTuneBench *b = tl_tune_bench_new(t->g, lp, k, syms, &mo, e, sizeof e);
+            if (!b) {
+                snprintf(err, (size_t)errn, "%s: %s", lp->kern[k].name, e);
+                return -1;
+            }
+            TlKSched s;
+            tl_ksched_default(lp, k, &s);
+            double sec = 0;
+            int rc = tl_tune_bench_measure(b, &s, &sec, e, sizeof e);
+            tl_tune_bench_free(b);
+            if (rc) {
+                snprintf(err, (size_t)errn, "%s: %s", lp->kern[k].name, e);
+                return -1;
+            }
+            total += sec;
+        }
+        if (ok) r->seconds = total;
+        if (progress) {
+            fprintf(progress, "\rtiming kernels: %d/%d", i + 1, t->n);
+            fflush(progress);
+        }
+    }
+    if (progress) fputs("\n", progress);
+    return 0;
+}
+
+static void timecol(FILE *f, double s) {
+    if (s < 0) fprintf(f, " %10s", "-");
+    else if (s < 1e-3) fprintf(f, " %8.2fus", s * 1e6);
+    else if (s < 1) fprintf(f, " %8.3fms", s * 1e3);
+    else fprintf(f, " %9.3fs", s);
+}
+
 void tl_kernels_print(FILE *f, const TlKernelTable *t) {
     if (!t) return;
-    fprintf(f, "%-24s %-9s %-22s %10s %10s %7s  %-26s %s\n", "kernel", "kind", "output", "flops", "bytes", "flop/B",
-            "source", "ops");
+    fprintf(f, "%-24s %-9s %-22s %10s %10s %7s", "kernel", "kind", "output", "flops", "bytes", "flop/B");
+    if (t->timed) fprintf(f, " %10s %8s %8s", "time", "GFLOP/s", "GB/s");
+    fprintf(f, "  %-26s %-44s %s\n", "source", "ops", "schedule");
+    double total_s = 0;
     for (int i = 0; i < t->n; i++) {
         const TlKernelInfo *k = &t->k[i];
         fprintf(f, "%-24s %-9s %-22s", k->name, k->kind, k->shape);
@@ -175,13 +247,23 @@ void tl_kernels_print(FILE *f, const TlKernelTable *t) {
         num(f, k->bytes);
         if (k->intensity < 0) fprintf(f, " %7s", "?");
         else fprintf(f, " %7.2f", k->intensity);
-        fprintf(f, "  %-26s %s\n", k->source[0] ? k->source : "-", k->ops);
+        if (t->timed) {
+            timecol(f, k->seconds);
+            if (k->seconds > 0 && k->flops >= 0) fprintf(f, " %8.2f", k->flops / k->seconds / 1e9);
+            else fprintf(f, " %8s", "-");
+            if (k->seconds > 0 && k->bytes >= 0) fprintf(f, " %8.2f", k->bytes / k->seconds / 1e9);
+            else fprintf(f, " %8s", "-");
+            if (k->seconds > 0) total_s += k->seconds;
+        }
+        fprintf(f, "  %-26s %-44s %s\n", k->source[0] ? k->source : "-", k->ops, k->sched[0] ? k->sched : "-");
     }
     fprintf(f, "# %d kernels for %d primitives (fusion %s);", t->nkernels, t->nprims, t->fused ? "on" : "off");
     if (t->flops < 0) fputs(" flops ?", f);
     else fprintf(f, " %.4g flops", t->flops);
-    if (t->bytes < 0) fputs(", bytes ?\n", f);
-    else fprintf(f, ", %.4g bytes moved\n", t->bytes);
+    if (t->bytes < 0) fputs(", bytes ?", f);
+    else fprintf(f, ", %.4g bytes moved", t->bytes);
+    if (t->timed) fprintf(f, "; %.4g ms in the measured kernels (each alone, median of 5)", total_s * 1e3);
+    fputc('\n', f);
 }
 
 void tl_kernels_free(TlKernelTable *t) {

@@ -1,6 +1,7 @@
 /* loops.c — Loop IR: construction, lowering from Graph IR (one kernel per op), schedule
  * transformations and evaluation. Printing is in loops_print.c. */
 #include "loops.h"
+#include "schedule_source.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -162,7 +163,7 @@ static int new_stmt(TlLProgram *p, TlLStmtKind k) {
 
 int tl_loops_loop(TlLProgram *p, int var, int lo, int hi) {
     int s = new_stmt(p, TL_LS_LOOP);
-    p->st[s].var = var, p->st[s].lo = lo, p->st[s].hi = hi;
+    p->st[s].var = var, p->st[s].lo = lo, p->st[s].hi = hi, p->st[s].axis = -1;
     return s;
 }
 
@@ -300,6 +301,8 @@ static TlLKernel *new_kernel(Lower *L, int node, const char *what) {
     memset(k, 0, sizeof *k);
     snprintf(k->name, sizeof k->name, "tl_k%d_%s", p->nkern, what);
     k->node = node, k->body = -1, k->par_extent = -1;
+    k->sched = node >= 0 ? L->g->nodes[node].sched : NULL;
+    k->sched_kernel = node >= 0 ? L->g->nodes[node].sched_kernel : NULL;
     int h = new_host(p, TL_LH_KERNEL);
     p->host[h].kernel = p->nkern++;
     host_append(p, L->host, h);
@@ -328,12 +331,14 @@ static void add_to(Lower *L, int parent, int s) {
 /* Append s inside the innermost loop of n (or where the nest would be, when empty). */
 static void nest_add(Lower *L, Nest n, int s) { add_to(L, n.innermost >= 0 ? n.innermost : n.parent, s); }
 
-static Nest open_nest(Lower *L, int parent, int rank, const int *dims, int *vars, int parallel) {
+/* axes: each loop's TlLStmt.axis (NULL: 0, 1, ... the result's axes in order). */
+static Nest open_nest_axes(Lower *L, int parent, int rank, const int *dims, int *vars, int parallel, const int *axes) {
     Nest n = {-1, -1, parent};
     int at = parent;
     for (int i = 0; i < rank; i++) {
         vars[i] = tl_loops_new_var(L->p);
         int s = tl_loops_loop(L->p, vars[i], tl_loops_int(L->p, TL_LT_I64, 0), dims[i]);
+        L->p->st[s].axis = axes ? axes[i] : i;
         add_to(L, at, s);
         if (i == 0) {
             n.outer = s;
@@ -345,6 +350,16 @@ static Nest open_nest(Lower *L, int parent, int rank, const int *dims, int *vars
         n.innermost = at = s;
     }
     return n;
+}
+
+static Nest open_nest(Lower *L, int parent, int rank, const int *dims, int *vars, int parallel) {
+    return open_nest_axes(L, parent, rank, dims, vars, parallel, NULL);
+}
+
+/* Axis labels for reduced loops: -2, -3, ... */
+static const int *reduced_axes(int *buf, int n) {
+    for (int i = 0; i < n; i++) buf[i] = -2 - i;
+    return buf;
 }
 
 static void mark_vector(Lower *L, Nest n) {
@@ -487,14 +502,17 @@ static int lower_reduce(Lower *L, int id) {
     for (int i = 0; i < x->shape.rank; i++)
         if (n->axes >> i & 1) red[nr++] = xd[i];
         else kept[nk++] = xd[i];
-    Nest outer = open_nest(L, -1, nk, kept, kv, 1);
+    int kax[TL_MAX_RANK], rax[TL_MAX_RANK];
+    for (int i = 0, j = 0; i < x->shape.rank; i++)
+        if (!(n->axes >> i & 1)) kax[j] = n->keepdims ? i : j, j++;
+    Nest outer = open_nest_axes(L, -1, nk, kept, kv, 1, kax);
     int isf = tl_dtype_is_float(x->dtype);
     TlLType at = isf ? TL_LT_F64 : TL_LT_I64;
     int acc = new_local(k, at);
     int sum = n->op == TL_GOP_SUM;
     int init = isf ? tl_loops_flt(p, at, sum ? 0.0 : -INFINITY) : tl_loops_int(p, at, sum ? 0 : INT64_MIN);
     nest_add(L, outer, set_stmt(p, acc, init));
-    Nest inner = open_nest(L, outer.innermost >= 0 ? outer.innermost : -1, nr, red, rv, 0);
+    Nest inner = open_nest_axes(L, outer.innermost >= 0 ? outer.innermost : -1, nr, red, rv, 0, reduced_axes(rax, nr));
     mark_vector(L, inner.innermost >= 0 ? inner : outer);
     int xi[TL_MAX_RANK], a = 0, b = 0;
     for (int i = 0; i < x->shape.rank; i++)
@@ -619,7 +637,9 @@ static int lower_contract(Lower *L, int id) {
     TlLType at = isf ? TL_LT_F64 : TL_LT_I64;
     int acc = new_local(k, at);
     nest_add(L, outer, set_stmt(p, acc, isf ? tl_loops_flt(p, at, 0) : tl_loops_int(p, at, 0)));
-    Nest inner = open_nest(L, outer.innermost >= 0 ? outer.innermost : -1, nl - nout, size + nout, var + nout, 0);
+    int rax[2 * TL_MAX_RANK];
+    Nest inner = open_nest_axes(L, outer.innermost >= 0 ? outer.innermost : -1, nl - nout, size + nout, var + nout, 0,
+                                reduced_axes(rax, nl - nout));
     mark_vector(L, inner.innermost >= 0 ? inner : outer);
     int prod = -1;
     for (int t = 0; t < cs.nin; t++) {
@@ -761,7 +781,9 @@ static int lower_gather_scatter(Lower *L, int id) {
         nest_add(L, z, tl_loops_store(p, L->nbuf[id], flat, const_storage(L, 0, n->dtype)));
     }
     new_kernel(L, id, gather ? "gather" : "scatter_add");
-    Nest nest = open_nest(L, -1, big->shape.rank, bd, bv, gather || ax > 0);
+    int unknown[TL_MAX_RANK + TL_MAX_RANK] = {0};
+    for (int i = 0; i < big->shape.rank; i++) unknown[i] = -1;
+    Nest nest = open_nest_axes(L, -1, big->shape.rank, bd, bv, gather || ax > 0, unknown);
     if (gather) mark_vector(L, nest);
     vars_exprs(L, big->shape.rank, bv, bi);
     int j = ravel(L, ir, bi + ax, id_);
@@ -953,6 +975,10 @@ TlLProgram *tl_loops_lower_opts(const TlGraph *g, const TlLoopsOptions *o, char 
         tl_loops_free(p);
         return NULL;
     }
+    if (!(o && o->no_source_schedules) && tl_schedule_source_apply(p, err, errn)) {
+        tl_loops_free(p);
+        return NULL;
+    }
     return p;
 }
 
@@ -1033,6 +1059,36 @@ int tl_loops_tile(TlLProgram *p, int k, int loop, int64_t size) {
     t->var = vo, t->lo = tl_loops_int(p, TL_LT_I64, 0), t->hi = ntiles, t->body = inner;
     t->sched.vectorize = 0, t->sched.unroll = 0, t->sched.tile = size;
     if (t->sched.parallel) p->kern[k].par_extent = ntiles;
+    return 0;
+}
+
+static int uses_var(const TlLProgram *p, int e, int var) {
+    if (e < 0) return 0;
+    const TlLExpr *x = &p->ex[e];
+    if (x->kind == TL_LE_VAR && x->var == var) return 1;
+    return uses_var(p, x->a, var) || uses_var(p, x->b, var) || uses_var(p, x->c, var);
+}
+
+int tl_loops_reorder(TlLProgram *p, int k, const int *loops, int n, const int *perm) {
+    if (n < 1 || n > 64) return -1;
+    for (int i = 0; i < n; i++) {
+        const TlLStmt *t = &p->st[loops[i]];
+        if (t->kind != TL_LS_LOOP || t->sched.tile) return -1;
+        if (i == 0 ? p->kern[k].body != loops[0] || t->next >= 0 : p->st[loops[i - 1]].body != loops[i] || t->next >= 0)
+            return -1; /* not a perfect nest from the top of the kernel */
+        for (int j = 0; j < n; j++)
+            if (uses_var(p, t->lo, p->st[loops[j]].var) || uses_var(p, t->hi, p->st[loops[j]].var)) return -1;
+    }
+    TlLStmt hdr[64];
+    for (int i = 0; i < n; i++) hdr[i] = p->st[loops[i]];
+    int par = hdr[0].sched.parallel;
+    for (int i = 0; i < n; i++) {
+        TlLStmt *t = &p->st[loops[i]];
+        const TlLStmt *h = &hdr[perm[i]];
+        t->var = h->var, t->lo = h->lo, t->hi = h->hi, t->axis = h->axis; /* hints stay by position */
+        t->sched.parallel = i == 0 ? par : 0;
+    }
+    if (par) p->kern[k].par_extent = p->st[loops[0]].hi;
     return 0;
 }
 
@@ -1205,7 +1261,11 @@ static void fg_reduction(FG *F, Nest outer, const int *dd, int id) {
     int acc = new_local(L->k, at);
     int init = isf ? tl_loops_flt(p, at, sum ? 0.0 : -INFINITY) : tl_loops_int(p, at, sum ? 0 : INT64_MIN);
     nest_add(L, outer, set_stmt(p, acc, init));
-    Nest inner = open_nest(L, outer.innermost >= 0 ? outer.innermost : -1, na, ad, av, 0);
+    /* a root over the whole domain (row) names the reduced axes as its own; a root of the
+     * kept shape (reduce) has them as reduced axes */
+    int lab[TL_MAX_RANK];
+    for (int j = 0; j < na; j++) lab[j] = F->t->kept_root || F->L->g->nodes[F->t->root].shape.rank != R ? -2 - j : ax[j];
+    Nest inner = open_nest_axes(L, outer.innermost >= 0 ? outer.innermost : -1, na, ad, av, 0, lab);
     mark_vector(L, inner.innermost >= 0 ? inner : outer);
     for (int j = 0; j < na; j++) F->dvar[ax[j]] = av[j];
     int idx[TL_MAX_RANK];
@@ -1236,8 +1296,12 @@ static int lower_group(Lower *L, int gi) {
     for (int a = 0; a < R; a++) dd[a] = dim_expr(L, t->domain.dim[a]);
     for (int a = 0; a < R; a++)
         if (!(t->axes >> a & 1)) od[no] = dd[a], oax[no++] = a;
-    Nest outer = open_nest(L, -1, no, od, ov, 1);
+    int olab[TL_MAX_RANK] = {0};
+    for (int j = 0; j < no; j++) olab[j] = n->shape.rank == R ? oax[j] : j;
+    Nest outer = open_nest_axes(L, -1, no, od, ov, 1, olab);
     for (int j = 0; j < no; j++) F.dvar[oax[j]] = ov[j];
+    for (int j = 0; j < t->nnodes; j++)
+        if (t->nodes[j] != t->root && L->g->nodes[t->nodes[j]].sched) L->k->sched_fused = L->g->nodes[t->nodes[j]].sched;
     for (int j = 0; j < t->nnodes; j++) {
         int m = t->nodes[j];
         if (L->g->nodes[m].op == TL_GOP_SUM || L->g->nodes[m].op == TL_GOP_RMAX) fg_reduction(&F, outer, dd, m);
@@ -1256,7 +1320,7 @@ static int lower_group(Lower *L, int gi) {
             int ad[TL_MAX_RANK] = {0}, av[TL_MAX_RANK] = {0}, ax[TL_MAX_RANK] = {0}, na = 0;
             for (int a = 0; a < R; a++)
                 if (t->axes >> a & 1) ad[na] = dd[a], ax[na++] = a;
-            at = open_nest(L, outer.innermost >= 0 ? outer.innermost : -1, na, ad, av, 0);
+            at = open_nest_axes(L, outer.innermost >= 0 ? outer.innermost : -1, na, ad, av, 0, ax);
             for (int j = 0; j < na; j++) F.dvar[ax[j]] = av[j];
         }
         mark_vector(L, at.innermost >= 0 ? at : outer);

@@ -98,6 +98,9 @@ typedef struct TlLStmt {
     int cond;              /* IF */
     int body, els;         /* first statement of the body / else list, -1 = empty */
     int next;              /* next statement in the same list, -1 = last */
+    int axis;              /* LOOP: what it runs over, for source schedules (schedule_source.h):
+                              >= 0: that axis of the kernel's stored result; <= -2: reduced
+                              axis -2-axis (in the reduction's order); -1: not known */
 } TlLStmt;
 
 typedef enum TlLBufKind {
@@ -152,6 +155,14 @@ typedef struct TlLKernel {
     TlLType *local_type;
     int par_extent;        /* i64 expr: the parallel loop's trip count; -1 = none (call once) */
     TlLGemm gemm;          /* a matmul contraction (gemm.on), else zeros */
+    int gpu_block;         /* NVPTX: threads per block of a flat (grid-stride) launch; 0: the
+                              back end's default (256). Schedule data (tune --target cuda). */
+    /* A `schedule` block of the source (compiler/schedule_source.h): the block of the
+     * index-notation kernel whose result this kernel stores, applied by the lowering, or
+     * NULL; sched_fused: the block of a kernel result computed here but not stored (fused
+     * into a consumer), which is not applied (a warning says so). */
+    const struct TlNode *sched, *sched_kernel, *sched_fused;
+    char sched_text[192];  /* what the applied block did, for --emit=schedule */
 } TlLKernel;
 
 typedef enum TlLHostKind {
@@ -191,8 +202,11 @@ typedef struct TlLProgram {
 TlLProgram *tl_loops_lower(const TlGraph *g, char *err, int errn);
 
 /* Lowering options. fuse: 1 = one kernel per fusion group (compiler/fuse.h, docs/fusion.md),
- * 0 = one kernel per op (the slow reference the tests compare with), -1 = the default. */
-typedef struct TlLoopsOptions { int fuse; } TlLoopsOptions;
+ * 0 = one kernel per op (the slow reference the tests compare with), -1 = the default.
+ * no_source_schedules: 1 = leave the source's `schedule` blocks unapplied (by default the
+ * lowering applies them: schedule_source.h; an invalid one is an error with a location,
+ * and lowering fails). */
+typedef struct TlLoopsOptions { int fuse; int no_source_schedules; } TlLoopsOptions;
 TlLProgram *tl_loops_lower_opts(const TlGraph *g, const TlLoopsOptions *o, char *err, int errn);
 /* The default of tl_loops_lower: fusion on, unless the environment has TL_FUSE=0. */
 int tl_loops_fuse_default(void);
@@ -200,6 +214,8 @@ void tl_loops_free(TlLProgram *p);
 
 /* --emit=loops */
 void tl_loops_print(FILE *f, const TlLProgram *p);
+/* One kernel (--kernel NAME): the buffers it touches, then its loop nest. */
+void tl_loops_print_kernel(FILE *f, const TlLProgram *p, int k);
 void tl_loops_print_expr(FILE *f, const TlLProgram *p, int e);
 
 /* Evaluate an i64 expression of syms (and no loop variables): buffer sizes, extents. */
@@ -227,6 +243,13 @@ int tl_loops_store(TlLProgram *p, int buf, int index, int value);
 int tl_loops_tile(TlLProgram *p, int k, int loop, int64_t size);
 /* The loops of kernel k, outermost first (ids into p->st); returns the count (<= max). */
 int tl_loops_kernel_loops(const TlLProgram *p, int k, int *loops, int max);
+/* Reorder the perfect nest of kernel k's outermost n loops (loops[0] encloses only
+ * loops[1], ... each with bounds that use no loop variable): the loop at position i gets
+ * the header (variable, bounds, axis) of position perm[i]; hints stay by position. The
+ * parallel flag stays on the outermost loop (par_extent follows). Only for loops whose
+ * iterations are independent (the loops over a kernel's result). 0, or -1 when the loops
+ * are not such a nest. */
+int tl_loops_reorder(TlLProgram *p, int k, const int *loops, int n, const int *perm);
 
 /* Types */
 TlLType tl_loops_storage_type(TlDType t);

@@ -1,4 +1,6 @@
 /* loops_print.c — the text form of Loop IR (--emit=loops); see docs/loops.md. */
+#include <stdlib.h>
+
 #include "loops.h"
 
 static const char *op_name[TL_LOP_COUNT] = {
@@ -177,27 +179,63 @@ static void print_gemm(FILE *f, const TlLProgram *p, const TlLGemm *g) {
             g->nc, g->ku, g->prefetch);
 }
 
+static void print_buf(FILE *f, const TlLProgram *p, int i) {
+    const TlLBuf *b = &p->buf[i];
+    fprintf(f, "b%d %s %s[", i, buf_kind[b->kind], tl_dtype_name(b->dtype));
+    tl_loops_print_expr(f, p, b->numel);
+    fputc(']', f);
+    if (b->node >= 0) fprintf(f, "  %s%%%d", b->depth ? "body " : "", b->node);
+    if (b->name) fprintf(f, " \"%s\"", b->name);
+    fputc('\n', f);
+}
+
+static void print_kernel(FILE *f, const TlLProgram *p, int k) {
+    const TlLKernel *kn = &p->kern[k];
+    fprintf(f, "\nkernel %s", kn->name);
+    if (kn->node >= 0) fprintf(f, "  # %%%d", kn->node);
+    fputs(" {\n", f);
+    if (kn->sched) fprintf(f, "  # schedule from the source: %s\n", kn->sched_text);
+    for (int l = 0; l < kn->nlocals; l++) fprintf(f, "  local acc%d: %s\n", l, tl_ltype_name(kn->local_type[l]));
+    if (kn->gemm.on) print_gemm(f, p, &kn->gemm);
+    print_stmts(f, p, kn->body, 1);
+    fputs("}\n", f);
+}
+
+/* marks the buffers expression e and statements s touch */
+static void mark_expr(const TlLProgram *p, int e, char *used) {
+    if (e < 0) return;
+    const TlLExpr *x = &p->ex[e];
+    if (x->kind == TL_LE_LOAD) used[x->buf] = 1;
+    mark_expr(p, x->a, used), mark_expr(p, x->b, used), mark_expr(p, x->c, used);
+}
+
+static void mark_stmts(const TlLProgram *p, int s, char *used) {
+    for (; s >= 0; s = p->st[s].next) {
+        const TlLStmt *t = &p->st[s];
+        if (t->kind == TL_LS_STORE) used[t->buf] = 1;
+        mark_expr(p, t->index, used), mark_expr(p, t->value, used), mark_expr(p, t->cond, used);
+        mark_expr(p, t->lo, used), mark_expr(p, t->hi, used);
+        mark_stmts(p, t->body, used), mark_stmts(p, t->els, used);
+    }
+}
+
+void tl_loops_print_kernel(FILE *f, const TlLProgram *p, int k) {
+    char *used = calloc((size_t)p->nbuf + 1, 1);
+    if (!used) abort();
+    mark_stmts(p, p->kern[k].body, used);
+    const TlLGemm *g = &p->kern[k].gemm;
+    if (g->on) used[g->a] = used[g->b] = used[g->c] = 1;
+    fputs("# buffers\n", f);
+    for (int i = 0; i < p->nbuf; i++)
+        if (used[i]) print_buf(f, p, i);
+    free(used);
+    print_kernel(f, p, k);
+}
+
 void tl_loops_print(FILE *f, const TlLProgram *p) {
     fputs("# buffers\n", f);
-    for (int i = 0; i < p->nbuf; i++) {
-        const TlLBuf *b = &p->buf[i];
-        fprintf(f, "b%d %s %s[", i, buf_kind[b->kind], tl_dtype_name(b->dtype));
-        tl_loops_print_expr(f, p, b->numel);
-        fputc(']', f);
-        if (b->node >= 0) fprintf(f, "  %s%%%d", b->depth ? "body " : "", b->node);
-        if (b->name) fprintf(f, " \"%s\"", b->name);
-        fputc('\n', f);
-    }
-    for (int k = 0; k < p->nkern; k++) {
-        const TlLKernel *kn = &p->kern[k];
-        fprintf(f, "\nkernel %s", kn->name);
-        if (kn->node >= 0) fprintf(f, "  # %%%d", kn->node);
-        fputs(" {\n", f);
-        for (int l = 0; l < kn->nlocals; l++) fprintf(f, "  local acc%d: %s\n", l, tl_ltype_name(kn->local_type[l]));
-        if (kn->gemm.on) print_gemm(f, p, &kn->gemm);
-        print_stmts(f, p, kn->body, 1);
-        fputs("}\n", f);
-    }
+    for (int i = 0; i < p->nbuf; i++) print_buf(f, p, i);
+    for (int k = 0; k < p->nkern; k++) print_kernel(f, p, k);
     fputs("\nhost {\n", f);
     print_host(f, p, p->entry, 1);
     fputs("}\n", f);

@@ -454,9 +454,19 @@ Value *lower_kernel_call(Lower *L, TlNode *kernel, Module *mod, Value **args, in
         env_set(L, k.env, kernel->list.v[i]->name, args[i]);
     }
     IVal last = fail();
+    int first = L->cur->nnodes;
     TlNode *body = kernel->b;
     for (int i = 0; body && i < body->list.n; i++)
         if (kstmt(&k, body->list.v[i], &last) < 0) return NULL;
     if (last.id < 0) return lower_error(L, kernel->loc, "kernel '%s' computes nothing", kernel->name);
+    /* the kernel's `schedule` block (in its module) goes on its result, for the Loop IR
+     * stage (schedule_source.c); only on a node this call made */
+    TlGNode *res = &L->cur->nodes[last.id];
+    if (last.id >= first && res->op != TL_GOP_INPUT && res->op != TL_GOP_PARAM && mod->m->ast && mod->m->ast->root) {
+        const TlList *items = &mod->m->ast->root->list;
+        for (int i = 0; i < items->n; i++)
+            if (items->v[i] && items->v[i]->kind == TL_N_SCHEDULE && items->v[i]->name && !strcmp(items->v[i]->name, kernel->name))
+                res->sched = items->v[i], res->sched_kernel = kernel;
+    }
     return lv_tensor(L, last.id);
 }

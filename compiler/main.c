@@ -4,7 +4,7 @@
  *   tlc --emit=ast FILE         print a stage's output (more stages as they land)
  *   tlc run [--interp] FILE -- ARGS   train a train block (JIT or the interpreter)
  *   tlc tokenizer train|encode|decode ...
- *   tlc build|kernels|tune ...   (planned)
+ *   tlc build|kernels|tune ...   (tune: tune_main.c)
  *
  * Structure: the command line is parsed into a TlcOptions, then one command function runs.
  * A new command is a row in `commands` and a function; a new --emit stage is a case in
@@ -67,7 +67,9 @@ typedef struct TlcOptions {
     const char *hparams;  /* --hparams "D=64 H=4" (a model's constructor) */
     const char *method;   /* --method (default forward) */
     const char *train;    /* --train NAME when a file has several train blocks */
-    const char *kernel;   /* --kernel NAME: one kernel of --emit=llvm|asm */
+    const char *kernel;   /* --kernel NAME: one kernel of --emit=loops|llvm|asm|ptx, one row of kernels */
+    int time;             /* kernels --time */
+    const char *dims;     /* --dims B=4,T=16: dim symbol values (kernels) */
     TlSemaOptions sema;
 } TlcOptions;
 
@@ -96,7 +98,10 @@ static void print_help(FILE *out) {
         "  run FILE [-- ARGS...]      compile the train block through LLVM (JIT) and train;\n"
         "                             ARGS are the program's flags (try: -- --help)\n"
         "  kernels FILE               the table of kernels: the .tl lines each came from, the\n"
-        "                             ops it fused, shapes, FLOPs, bytes, arithmetic intensity\n"
+        "                             ops it fused, shapes, FLOPs, bytes, arithmetic intensity,\n"
+        "                             schedule (and where it came from); --time measures each\n"
+        "                             (time, GFLOP/s, GB/s); --kernel NAME --emit=STAGE shows one\n"
+        "                             kernel at a stage (loops, llvm, asm, ptx)\n"
         "  tune FILE [--budget S]     search kernel schedules (measured, checked against the\n"
         "                             default's output) and cache the best; see tlc tune --help\n"
         "  tokenizer train|encode|decode ...  train or apply a tokenizer (BPE, GPT-2,\n"
@@ -112,7 +117,8 @@ static void print_help(FILE *out) {
         "                               asm       host machine assembly (or --kernel NAME)\n"
         "                               ptx       NVPTX assembly of every kernel (--gpu-arch)\n"
         "                               schedule  each kernel's schedule and where it came\n"
-        "                                         from (default heuristic or tuning cache)\n"
+        "                                         from (default heuristic, tuning cache, or a\n"
+        "                                         schedule block of the source)\n"
         "  --dot                      with --emit=graph: Graphviz output (dot -Tsvg renders it)\n"
         "  --entry NAME               with --emit=graph: lower this fn or model (NAME may be\n"
         "                             qualified: nn.layer_norm) instead of the train block\n"
@@ -126,7 +132,12 @@ static void print_help(FILE *out) {
         "                             NVIDIA GPU and driver (build: cpu only for now)\n"
         "  --cpu=NAME                 CPU to generate code for (e.g. znver5, skylake-avx512),\n"
         "                             default the host\n"
-        "  --kernel NAME              with --emit=llvm|asm: only this kernel\n"
+        "  --kernel NAME              with --emit=loops|llvm|asm|ptx: only this kernel; with\n"
+        "                             kernels: only its row\n"
+        "  --time                     kernels: run each kernel alone on generated inputs (a\n"
+        "                             warm-up, then the median of 5) and print its time,\n"
+        "                             GFLOP/s and GB/s\n"
+        "  --dims B=4,T=16            kernels: values of the dim symbols (FLOPs, bytes, --time)\n"
         "  --gpu-arch=SM              GPU architecture for --emit=ptx and cuda, default sm_80\n"
         "  -o FILE                    output file (build)\n"
         "  --interp                   run: through the reference interpreter (slow, exact)\n"
@@ -233,6 +244,100 @@ static TlGraph *graph_for_emit(TlcOptions *o, TlProgram *prog, TlLowered **l, Tl
     return (*plan)->step;
 }
 
+/* Kernel k of lp named name; -1 with a message listing a few names. */
+static int find_kernel(const TlLProgram *lp, const char *name) {
+    for (int k = 0; k < lp->nkern; k++)
+        if (!strcmp(lp->kern[k].name, name)) return k;
+    fprintf(stderr, "tlc: no kernel named '%s' (see tlc kernels FILE; kernels:", name);
+    for (int k = 0; k < lp->nkern && k < 6; k++) fprintf(stderr, " %s", lp->kern[k].name);
+    fprintf(stderr, "%s)\n", lp->nkern > 6 ? " ..." : "");
+    return -1;
+}
+
+/* --dims "B=4,T=16" -> bindings (names point into store, which the caller frees). */
+static int parse_dims(const char *text, TlGDimBinding *b, int max, char **store) {
+    char *s = strdup(text);
+    if (!s) abort();
+    *store = s;
+    int n = 0;
+    for (char *tok = strtok(s, ", "); tok; tok = strtok(NULL, ", ")) {
+        char *eq = strchr(tok, '='), *end;
+        if (!eq || eq == tok || n == max) return -1;
+        *eq = 0;
+        long long v = strtoll(eq + 1, &end, 10);
+        if (*end || eq[1] == 0 || v < 1) return -1;
+        b[n].name = tok, b[n].value = v, n++;
+    }
+    return n;
+}
+
+/* tlc kernels: the table, each row's schedule (source block, tuning cache or default),
+ * and with --time each kernel measured alone. */
+static int emit_kernels(TlcOptions *o, const TlGraph *g) {
+    TlGDimBinding b[32];
+    char *store = NULL, err[512];
+    int nb = o->dims ? parse_dims(o->dims, b, 32, &store) : 0;
+    if (nb < 0) {
+        free(store);
+        usage_error("--dims wants NAME=N pairs with N >= 1, like B=4,T=16");
+    }
+    int status = EXIT_OK;
+    TlKernelTable *t = tl_kernels_build(g, NULL, b, nb);
+    TlLProgram *lp = tl_loops_lower(g, err, sizeof err);
+    if (!lp) {
+        fprintf(stderr, "tlc: kernels: %s\n", err);
+        status = tl_diag_error_count() ? EXIT_INPUT : EXIT_INTERNAL;
+    }
+    int64_t *syms = lp ? calloc((size_t)lp->nsyms + 1, sizeof *syms) : NULL;
+    int all = 1;
+    for (int s = 0; lp && s < lp->nsyms; s++) {
+        int found = 0;
+        for (int i = 0; i < nb; i++)
+            if (!strcmp(b[i].name, lp->syms[s])) syms[s] = b[i].value, found = 1;
+        if (!found) {
+            all = 0;
+            if (o->time) {
+                fprintf(stderr, "tlc: kernels --time: dim symbol '%s' has no value; give it with --dims %s=N\n", lp->syms[s],
+                        lp->syms[s]);
+                status = EXIT_USAGE;
+            }
+        }
+    }
+    if (lp && status == EXIT_OK) {
+        char key[512];
+        tl_schedule_target_key(o->cpu, 0, key, sizeof key);
+        TlSchedSource *src = calloc((size_t)lp->nkern + 1, sizeof *src);
+        TlKSched *sch = calloc((size_t)lp->nkern + 1, sizeof *sch);
+        tl_schedule_cache_apply(lp, key, all ? syms : NULL, NULL, src, sch);
+        tl_kernels_schedule(t, lp, src, sch);
+        free(src);
+        free(sch);
+        if (o->kernel) { /* one row */
+            int row = -1;
+            for (int i = 0; i < t->n; i++)
+                if (!strcmp(t->k[i].name, o->kernel)) row = i;
+            if (row < 0) {
+                find_kernel(lp, o->kernel);
+                status = EXIT_USAGE;
+            } else {
+                t->k[0] = t->k[row];
+                t->n = 1;
+            }
+        }
+        if (status == EXIT_OK && o->time &&
+            tl_kernels_time(t, lp, syms, o->cpu, 0, isatty(2) ? stderr : NULL, err, sizeof err)) {
+            fprintf(stderr, "tlc: kernels --time: %s\n", err);
+            status = EXIT_INTERNAL;
+        }
+        if (status == EXIT_OK) tl_kernels_print(stdout, t);
+    }
+    free(syms);
+    tl_loops_free(lp);
+    tl_kernels_free(t);
+    free(store);
+    return status;
+}
+
 /* --emit=graph|loops|llvm|asm */
 static int emit_lowered(TlcOptions *o, TlProgram *prog) {
     TlLowered *l;
@@ -251,9 +356,7 @@ static int emit_lowered(TlcOptions *o, TlProgram *prog) {
             if (fz) tl_fuse_print(stdout, fz);
             tl_fuse_free(fz);
         } else if (o->emit == EMIT_KERNELS) {
-            TlKernelTable *t = tl_kernels_build(g, NULL, NULL, 0);
-            if (t) tl_kernels_print(stdout, t);
-            tl_kernels_free(t);
+            status = emit_kernels(o, g);
         } else if (o->emit == EMIT_PTX) {
             TlNvptxOptions no = {.arch = o->gpu_arch};
             char *text = tl_nvptx_emit_ptx(g, &no, o->kernel, err, sizeof err);
@@ -268,7 +371,7 @@ static int emit_lowered(TlcOptions *o, TlProgram *prog) {
             TlLProgram *lp = tl_loops_lower(g, err, sizeof err);
             if (!lp) {
                 fprintf(stderr, "tlc: --emit=schedule: %s\n", err);
-                status = EXIT_INTERNAL;
+                status = tl_diag_error_count() ? EXIT_INPUT : EXIT_INTERNAL;
             } else {
                 char key[512];
                 tl_schedule_target_key(o->cpu, 0, key, sizeof key);
@@ -284,9 +387,12 @@ static int emit_lowered(TlcOptions *o, TlProgram *prog) {
             TlLProgram *lp = tl_loops_lower(g, err, sizeof err);
             if (!lp) {
                 fprintf(stderr, "tlc: --emit=loops: %s\n", err);
-                status = EXIT_INTERNAL;
+                status = tl_diag_error_count() ? EXIT_INPUT : EXIT_INTERNAL;
             } else {
-                tl_loops_print(stdout, lp);
+                int k = o->kernel ? find_kernel(lp, o->kernel) : -1;
+                if (!o->kernel) tl_loops_print(stdout, lp);
+                else if (k >= 0) tl_loops_print_kernel(stdout, lp, k);
+                else status = EXIT_USAGE;
                 tl_loops_free(lp);
             }
         } else {
@@ -438,7 +544,7 @@ static const Command commands[] = {
 static const char *known_flags[] = {
     "--emit=", "--dot", "--parse-only", "--target=", "--cpu=", "--gpu-arch=", "-o", "--interp", "--sample",
     "--stdlib", "-Werror", "-Wno-unused", "--max-errors", "--version", "--help", "--entry",
-    "--args", "--hparams", "--method", "--train", "--kernel",
+    "--args", "--hparams", "--method", "--train", "--kernel", "--time", "--dims",
 };
 
 static int edit_distance(const char *a, const char *b) {
@@ -546,6 +652,10 @@ static void parse_args(int argc, char **argv, TlcOptions *o) {
             o->method = flag_value(argc, argv, &i, "--method");
         } else if (is_flag(a, "--kernel")) {
             o->kernel = flag_value(argc, argv, &i, "--kernel");
+        } else if (strcmp(a, "--time") == 0) {
+            o->time = 1;
+        } else if (is_flag(a, "--dims")) {
+            o->dims = flag_value(argc, argv, &i, "--dims");
         } else if (is_flag(a, "--train")) {
             o->train = flag_value(argc, argv, &i, "--train");
         } else if (strcmp(a, "--interp") == 0) {

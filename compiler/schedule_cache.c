@@ -10,6 +10,9 @@
 #include "cpu_detect.h"
 #include "fsutil.h"
 #include "schedule_cache.h"
+
+#include "cuda.h"
+#include "nvptx/nvptx.h"
 #include "cpu/cpu.h"
 
 int tl_ksched_from_cjson(const void *j, TlKSched *s); /* tune_space.c */
@@ -166,13 +169,20 @@ int tl_schedule_cache_apply(TlLProgram *p, const char *target_key, const int64_t
     for (int k = 0; k < p->nkern; k++) {
         if (src) src[k] = TL_SCHED_DEFAULT;
         if (scheds) tl_ksched_default(p, k, &scheds[k]);
+        if (p->kern[k].sched) { /* a source schedule wins over the cache */
+            if (src) src[k] = TL_SCHED_SOURCE;
+            continue;
+        }
         char key[32];
         TlSchedEntry e;
         if (tl_schedule_cache_key(p, k, syms, target_key, key, sizeof key, NULL, 0)) continue;
         if (tl_schedule_cache_get(dir, key, &e) != 0) continue;
         TlKSched def;
         tl_ksched_default(p, k, &def);
-        if (tl_ksched_equal(&def, &e.sched)) continue;
+        if (tl_ksched_equal(&def, &e.sched)) { /* tuned, and the default won */
+            if (src) src[k] = TL_SCHED_CACHE;
+            continue;
+        }
         char err[256];
         if (tl_ksched_apply(p, k, &e.sched, err, sizeof err)) {
             fprintf(stderr, "tl: warning: tuning cache entry %s/%s.json does not fit kernel %s: %s\n", dir, key,
@@ -193,6 +203,7 @@ void tl_schedule_print(FILE *f, const TlLProgram *p, const TlSchedSource *src, c
         if (scheds) d = scheds[k];
         else tl_ksched_default(p, k, &d);
         tl_ksched_format(&d, buf, sizeof buf);
+        if (src && src[k] == TL_SCHED_SOURCE) snprintf(buf, sizeof buf, "%s", p->kern[k].sched_text);
         fprintf(f, "%-28s %-8s %s\n", p->kern[k].name, tl_sched_source_name(src ? src[k] : TL_SCHED_DEFAULT), buf);
     }
 }
@@ -206,4 +217,15 @@ struct TlCpuProgram *tl_cpu_compile_cached(const TlGraph *g, const struct TlCpuO
     tl_schedule_target_key(o ? o->cpu : NULL, o ? o->threads : 0, key, sizeof key);
     *ncached = tl_schedule_cache_apply(lp, key, NULL, NULL, NULL, NULL);
     return tl_cpu_compile_loops(g, lp, o, err, errn); /* takes lp */
+}
+
+struct TlGpuProgram *tl_gpu_compile_cached(const TlGraph *g, int *ncached, char *err, int errn) {
+    *ncached = 0;
+    if (tl_cuda_open(err, errn)) return NULL; /* fail fast: no driver or no GPU */
+    TlLProgram *lp = tl_loops_lower(g, err, errn);
+    if (!lp) return NULL;
+    char key[512];
+    tl_schedule_gpu_target_key(key, sizeof key);
+    *ncached = tl_schedule_cache_apply(lp, key, NULL, NULL, NULL, NULL);
+    return tl_gpu_compile_loops(g, lp, NULL, err, errn); /* takes lp */
 }

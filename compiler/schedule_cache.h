@@ -41,6 +41,8 @@ const char *tl_schedule_cache_dir(const char *dir, char *buf, size_t n);
 /* The target part of a key: "cpu:MODEL:FEATURES:Nt" for the host (or the named cpu) and
  * threads (0: TL_THREADS, else the host's cores). */
 void tl_schedule_target_key(const char *cpu, int threads, char *buf, size_t n);
+/* The target part of a key for the GPU the driver opened: "cuda:NAME:sm_XY" (tune_gpu.c). */
+void tl_schedule_gpu_target_key(char *buf, size_t n);
 /* The key of kernel k of p on target with the sym values syms (program order; NULL when
  * unknown: a kernel that uses a sym then has no key and -1 is returned). 0 ok. */
 int tl_schedule_cache_key(const TlLProgram *p, int k, const int64_t *syms, const char *target_key,
@@ -55,8 +57,9 @@ int tl_schedule_cache_put(const char *dir, const TlSchedEntry *e, char *err, siz
 /* Applies the cached schedule of every kernel of a freshly lowered p that has an entry
  * for target_key (see tl_schedule_target_key) and the sym values syms (NULL: only kernels
  * that use no symbols). dir NULL: the default directory. src, when not NULL, has p->nkern
- * slots and receives where each kernel's schedule came from (TL_SCHED_DEFAULT or
- * TL_SCHED_CACHE); scheds, when not NULL, has p->nkern slots and receives each kernel's
+ * slots and receives where each kernel's schedule came from (TL_SCHED_DEFAULT;
+ * TL_SCHED_CACHE for an entry, also one that keeps the default; TL_SCHED_SOURCE for a
+ * kernel with a source schedule block, which the cache never overrides); scheds, when not NULL, has p->nkern slots and receives each kernel's
  * schedule (for --emit=schedule: tl_schedule_print). An entry that does not fit its kernel
  * is skipped with a warning. Returns the number of kernels changed. */
 int tl_schedule_cache_apply(TlLProgram *p, const char *target_key, const int64_t *syms, const char *dir,
@@ -73,5 +76,10 @@ struct TlCpuOptions;
  * schedule. NULL with a message on failure. */
 struct TlCpuProgram *tl_cpu_compile_cached(const TlGraph *g, const struct TlCpuOptions *o, int *ncached, char *err,
                                            int errn);
+
+struct TlGpuProgram;
+/* The same for the GPU (tlc run --target cuda): the cache's entries for this GPU
+ * (tune --target cuda: launch blocks). NULL with a message (no GPU, ...). */
+struct TlGpuProgram *tl_gpu_compile_cached(const TlGraph *g, int *ncached, char *err, int errn);
 
 #endif

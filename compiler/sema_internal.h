@@ -75,6 +75,8 @@ typedef struct Builtin Builtin;
 typedef struct KernelCtx KernelCtx;
 
 typedef struct Sema {
+    TlNode *schedules[64], *scheduled[64]; /* schedule blocks seen and their kernels */
+    int nschedules;
     TlArena *arena;
     TlProgram *prog;
     TlSemaOptions opt;

@@ -277,7 +277,8 @@ static int check_sched_index(Sema *S, TlNode *id, const char **names, int n, TlN
     return 0;
 }
 
-static int const_pos_int(Sema *S, TlNode *e, const char *what) {
+/* 1 and *out when e is a positive integer constant, else an error and 0. */
+static int const_pos_int(Sema *S, TlNode *e, const char *what, int64_t *out) {
     const TlType *t = sema_expr(S, e);
     int64_t v;
     if (tl_type_is_error(t)) return 0;
@@ -285,7 +286,17 @@ static int const_pos_int(Sema *S, TlNode *e, const char *what) {
         tl_error(e->loc, "%s must be a positive integer constant", what);
         return 0;
     }
+    *out = v;
     return 1;
+}
+
+/* parallel/order name loops over the kernel's result: the indices of its last statement */
+static int result_index(TlNode *kernel, const char *name) {
+    TlNode *body = kernel->b;
+    TlNode *last = body && body->list.n ? body->list.v[body->list.n - 1] : NULL;
+    for (int i = 0; last && i < last->list.n; i++)
+        if (last->list.v[i] && last->list.v[i]->name && !strcmp(last->list.v[i]->name, name)) return 1;
+    return 0;
 }
 
 void sema_check_schedule(Sema *S, TlNode *s) {
@@ -307,6 +318,15 @@ void sema_check_schedule(Sema *S, TlNode *s) {
     }
     ks->used = 1;
     TlNode *kernel = ks->decl;
+    /* one block per kernel: the first in the file */
+    for (int i = 0; i < S->nschedules; i++)
+        if (S->scheduled[i] == kernel && S->schedules[i] != s) {
+            tl_error(s->loc, "kernel '%s' already has a schedule", s->name);
+            tl_note(S->schedules[i]->loc, "the first schedule of '%s' is here", s->name);
+            return;
+        }
+    if (S->nschedules < (int)(sizeof S->schedules / sizeof *S->schedules))
+        S->scheduled[S->nschedules] = kernel, S->schedules[S->nschedules++] = s;
     const char *names[MAXIDX];
     int n = 0;
     collect_indices(kernel->b, names, &n, 0);
@@ -343,7 +363,9 @@ void sema_check_schedule(Sema *S, TlNode *s) {
                 id.loc = a->loc;
                 id.name = a->name;
                 check_sched_index(S, &id, names, n, kernel);
-                if (a->a) const_pos_int(S, a->a, "a tile size");
+                int64_t v;
+                if (a->a && const_pos_int(S, a->a, "a tile size", &v) && v < 2)
+                    tl_error(a->a->loc, "a tile size must be at least 2 (a tile of 1 does not split the loop)");
             }
             if (d->list.n == 0) tl_error(d->loc, "tile needs at least one index = size");
             break;
@@ -354,7 +376,14 @@ void sema_check_schedule(Sema *S, TlNode *s) {
                 TlNode *a = d->list.v[j];
                 if (!a) continue;
                 if (a->kind == TL_N_KWARG) tl_error(a->loc, "'%s' takes index names, not keyword arguments", dn);
-                else check_sched_index(S, a, names, n, kernel);
+                else if (check_sched_index(S, a, names, n, kernel) && (which == 1 || which == 4) &&
+                         !result_index(kernel, a->name))
+                    tl_error(a->loc, "%s(%s): '%s' is a reduction index of kernel '%s'; only the indices of its result "
+                                     "can be %s", dn, a->name, a->name, kernel->name, which == 4 ? "parallel" : "reordered");
+                else if (a->kind == TL_N_IDENT && a->name)
+                    for (int q = 0; q < j; q++)
+                        if (d->list.v[q] && d->list.v[q]->name && !strcmp(d->list.v[q]->name, a->name))
+                            tl_error(a->loc, "'%s' is named twice in '%s'", a->name, dn);
             }
             break;
         case 2: case 3: /* vectorize(j, 16), unroll(k, 4) */
@@ -364,7 +393,12 @@ void sema_check_schedule(Sema *S, TlNode *s) {
                 break;
             }
             check_sched_index(S, d->list.v[0], names, n, kernel);
-            const_pos_int(S, d->list.v[1], which == 2 ? "a vector width" : "an unroll factor");
+            int64_t v;
+            if (const_pos_int(S, d->list.v[1], which == 2 ? "a vector width" : "an unroll factor", &v)) {
+                if (which == 2 && (v > 16 || (v & (v - 1))))
+                    tl_error(d->list.v[1]->loc, "a vector width must be a power of two up to 16, not %lld", (long long)v);
+                if (which == 3 && v > 16) tl_error(d->list.v[1]->loc, "an unroll factor must be at most 16, not %lld", (long long)v);
+            }
             break;
         case 7: { /* shared(tensor) */
             if (npos != 1 || d->list.n != 1) {

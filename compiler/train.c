@@ -32,7 +32,9 @@ static int ex_init(Exec *e, const TlGraph *g, int mode, int threads, char *err, 
         return e->it ? 0 : -1;
     }
     if (mode == 2) {
-        e->gp = tl_gpu_compile(g, NULL, err, (int)errlen);
+        int ncached = 0;
+        e->gp = tl_gpu_compile_cached(g, &ncached, err, (int)errlen);
+        if (e->gp && ncached) printf("using %d tuned kernel schedules from the tuning cache (GPU)\n", ncached);
         return e->gp ? 0 : -1;
     }
     int ncached = 0;

@@ -302,9 +302,30 @@ static int cmp_d(const void *a, const void *b) {
  * alternating, and each is compiled 3 times: on a small machine one compiled instance of
  * a program can run 3x slower than another for reasons of its own (where its buffers
  * land), so one compile each would compare placements, not schedules. */
+/* The largest difference between the outputs of a and b relative to the check's
+ * tolerance (|a-b| <= 1e-5 max(1, max|b|) + 1e-4 |b|, as for candidates): <= 1 is within
+ * tolerance, 0 identical. */
+static double outputs_diff(const TlGraph *g, TlCpuProgram *a, TlCpuProgram *b) {
+    double worst = 0;
+    for (int o = 0; o < g->noutputs; o++) {
+        const TlTensor *x = tl_cpu_output(a, o), *y = tl_cpu_output(b, o);
+        if (!x || !y || x->numel != y->numel) return INFINITY;
+        double maxb = 0;
+        for (int64_t i = 0; i < y->numel; i++) maxb = fmax(maxb, fabs(tl_tensor_get(y, i)));
+        for (int64_t i = 0; i < x->numel; i++) {
+            double u = tl_tensor_get(x, i), v = tl_tensor_get(y, i), d = fabs(u - v);
+            if (d == 0) continue;
+            double r = d / (1e-5 * fmax(1, maxb) + 1e-4 * fabs(v));
+            if (!(r <= worst)) worst = isnan(r) ? INFINITY : r;
+        }
+    }
+    return worst;
+}
+
 static int time_programs(Tuner *T, const TlTuneBinding *bind, int nbind, const char *target, double *td, double *tt,
-                         int *napplied) {
+                         int *napplied, double *diff) {
     enum { INST = 3, REPS = 7 };
+    *diff = 0;
     double s[2][INST * REPS];
     int ns = 0, ok = 1;
     for (int inst = 0; inst < INST && ok; inst++) {
@@ -319,6 +340,7 @@ static int time_programs(Tuner *T, const TlTuneBinding *bind, int nbind, const c
             for (int b = 0; b < nbind; b++) tl_cpu_bind(cp[i], bind[b].name, bind[b].value);
             if (set_inputs(T->g, cp[i], bind, nbind) || tl_cpu_run(cp[i])) ok = 0;
         }
+        if (ok) *diff = fmax(*diff, outputs_diff(T->g, cp[1], cp[0]));
         /* a sample runs the program R times, R so that it lasts about 20 ms */
         int64_t R = 1;
         if (ok) {
@@ -371,6 +393,7 @@ static int cmp_kt(const void *a, const void *b) {
 }
 
 int tl_tune_graph(const TlGraph *g, const TlTuneBinding *bind, int nbind, const TlTuneOptions *o, char *err, int errn) {
+    if (o->target_cuda) return tl_tune_graph_gpu(g, bind, nbind, o, err, errn);
     TlTuneOptions opt = *o;
     if (opt.budget_s <= 0) opt.budget_s = 60;
     if (!opt.out) opt.out = stdout;
@@ -405,6 +428,10 @@ int tl_tune_graph(const TlGraph *g, const TlTuneBinding *bind, int nbind, const 
     for (int k = 0; k < T.p->nkern; k++) {
         if (opt.kernel && strcmp(opt.kernel, T.p->kern[k].name) != 0) continue;
         kernel_found = 1;
+        if (T.p->kern[k].sched) { /* the source's schedule block wins: not searched */
+            fprintf(opt.out, "%s: schedule from the source (%s), not tuned\n", T.p->kern[k].name, T.p->kern[k].sched_text);
+            continue;
+        }
         if (!tl_kernel_tunable(T.p, k)) continue;
         KTune *K = &kt[nk];
         K->k = k;
@@ -498,37 +525,49 @@ int tl_tune_graph(const TlGraph *g, const TlTuneBinding *bind, int nbind, const 
     fmt_time(sum_d, a, sizeof a), fmt_time(sum_t, b, sizeof b);
     fprintf(out, "%-28s %12s %12s %7.2fx  %d kernels (%d from the cache), %.1f s\n", "total (sum of kernels)", a, b,
             sum_t > 0 ? sum_d / sum_t : 1.0, nk, ncached, tl_progress_now() - t_start);
-    /* 4. the plot: best time against candidates tried, the 8 slowest kernels */
+    /* 4. the plots: best time against candidates tried, the 8 slowest kernels together in
+     * OUT/tune.svg, and every kernel on its own in OUT/kernels/NAME.svg */
     if (ntune > 0) {
         TlPlotSeries ser[8];
-        double *xs[8] = {0};
-        int ns = 0;
-        for (int i = 0; i < nk && ns < 8; i++) {
+        double **xs = calloc((size_t)nk + 1, sizeof *xs);
+        if (!xs) abort();
+        int ns = 0, nper = 0;
+        char svg[1200], perr[512], kdir[1100];
+        snprintf(kdir, sizeof kdir, "%s/kernels", outd);
+        int have_kdir = mkdirs(kdir) == 0;
+        for (int i = 0; i < nk; i++) {
             KTune *K = order[i];
             if (K->cached || K->ncurve < 1) continue;
-            xs[ns] = malloc(sizeof(double) * (size_t)K->ncurve);
-            if (!xs[ns]) abort();
-            for (int j = 0; j < K->ncurve; j++) xs[ns][j] = j + 1, K->curve[j] *= 1e6;
-            ser[ns] = (TlPlotSeries){T.p->kern[K->k].name, xs[ns], K->curve, K->ncurve};
-            ns++;
+            xs[i] = malloc(sizeof(double) * (size_t)K->ncurve);
+            if (!xs[i]) abort();
+            for (int j = 0; j < K->ncurve; j++) xs[i][j] = j + 1, K->curve[j] *= 1e6;
+            TlPlotSeries one = {T.p->kern[K->k].name, xs[i], K->curve, K->ncurve};
+            if (ns < 8) ser[ns++] = one;
+            char title[320];
+            snprintf(title, sizeof title, "tlc tune: %s (%s)", T.p->kern[K->k].name, K->shape[0] ? K->shape : "no symbols");
+            TlPlotOpts po = {.title = title, .xlabel = "candidates tried", .ylabel = "best time (us)", .log_y = 1};
+            snprintf(svg, sizeof svg, "%s/%s.svg", kdir, T.p->kern[K->k].name);
+            if (have_kdir && tl_plot_svg(svg, &po, &one, 1, perr, sizeof perr) == 0) nper++;
         }
-        char svg[1200], perr[512];
         snprintf(svg, sizeof svg, "%s/tune.svg", outd);
         TlPlotOpts po = {.title = "tlc tune: best time per kernel", .xlabel = "candidates tried", .ylabel = "best time (us)", .log_y = 1};
         if (ns && tl_plot_svg(svg, &po, ser, ns, perr, sizeof perr)) fprintf(stderr, "tl tune: %s\n", perr);
-        else if (ns) fprintf(out, "log: %s  plot: %s\n", logpath, svg);
-        for (int i = 0; i < ns; i++) free(xs[i]);
+        else if (ns) fprintf(out, "log: %s  plot: %s (and %d per kernel in %s)\n", logpath, svg, nper, kdir);
+        for (int i = 0; i < nk; i++) free(xs[i]);
+        free(xs);
     }
     fprintf(out, "cache: %s\n", cdir);
     /* 5. the whole program, default against cached schedules */
     if (opt.verify_program) {
-        double td, tt;
+        double td, tt, diff;
         int napplied;
-        if (time_programs(&T, bind, nbind, target, &td, &tt, &napplied) == 0) {
+        if (time_programs(&T, bind, nbind, target, &td, &tt, &napplied, &diff) == 0) {
             char x[32], y[32];
             fmt_time(td, x, sizeof x), fmt_time(tt, y, sizeof y);
             fprintf(out, "program: default %s, tuned %s (%d kernels rescheduled): %.3fx (median of 21 runs, 3 compiles each)\n", x, y, napplied,
                     tt > 0 ? td / tt : 1.0);
+            fprintf(out, "outputs: tuned vs default %s (largest difference %.3g of the tolerance)\n",
+                    diff == 0 ? "identical" : diff <= 1 ? "within tolerance" : "DIFFER", diff);
         } else {
             fprintf(out, "program: could not time the whole program\n");
         }

@@ -38,6 +38,8 @@ typedef struct TlKSched {
     int nloops;                  /* loops described (the kernel's, at most MAX) */
     TlKLoopSched loop[TL_KSCHED_MAX_LOOPS];
     TlKGemmSched gemm;
+    int gpu_block;               /* NVPTX flat launches: threads per block (32..256, a power of
+                                    two), 0: the default; ignored by the CPU back end */
 } TlKSched;
 
 /* Where a kernel's schedule came from (--emit=schedule). */
@@ -106,6 +108,7 @@ typedef struct TlTuneOptions {
     int beam;               /* beam width (default 3) */
     int verify_program;     /* also time the whole program default vs tuned (median of 5) */
     unsigned seed;
+    int target_cuda;        /* measure on the GPU (tune_gpu.c); the caller opened the driver */
     FILE *out;              /* the table (stdout) */
 } TlTuneOptions;
 
@@ -115,6 +118,10 @@ typedef struct TlTuneOptions {
 typedef struct TlTuneBinding { const char *name; int64_t value; } TlTuneBinding;
 int tl_tune_graph(const TlGraph *g, const TlTuneBinding *bind, int nbind, const TlTuneOptions *o,
                   char *err, int errn);
+/* The same on the GPU (o->target_cuda; tune_gpu.c): the launch block of each flat kernel,
+ * the whole program measured per candidate. tl_tune_graph calls it. */
+int tl_tune_graph_gpu(const TlGraph *g, const TlTuneBinding *bind, int nbind, const TlTuneOptions *o,
+                      char *err, int errn);
 
 /* `tlc tune FILE [--budget SECONDS] [--kernel NAME] [--target cpu] [--entry NAME --args ...]
  * [--dims B=4,T=16] [--cache DIR] [--out DIR] [--threads N] [--force] [--stdlib DIR]

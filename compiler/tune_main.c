@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "cuda.h"
 #include "diag.h"
 #include "lower.h"
 #include "sema.h"
@@ -13,13 +14,14 @@
 #include "tune.h"
 
 static void tune_usage(FILE *f) {
-    fputs("usage: tlc tune FILE [--budget SECONDS] [--kernel NAME] [--target cpu]\n"
+    fputs("usage: tlc tune FILE [--budget SECONDS] [--kernel NAME] [--target cpu|cuda]\n"
           "                [--entry NAME --args \"x:f32[B,64] ...\" [--hparams ...] [--method M]]\n"
           "                [--train NAME] [--dims B=4,T=16] [--cache DIR] [--out DIR]\n"
           "                [--threads N] [--beam W] [--force] [--no-verify] [--cpu NAME] [--stdlib DIR]\n"
           "Searches each kernel's schedule (measured), stores the best in the tuning cache\n"
           "($TL_TUNE_CACHE, default ~/.cache/tl/tune), prints a table, and writes OUT/tune.jsonl\n"
-          "(every candidate) and OUT/tune.svg (default OUT: tune-out). docs/tuning.md.\n", f);
+          "(every candidate) and OUT/tune.svg (default OUT: tune-out). --target cuda measures on\n"
+          "the GPU (it needs one; the search space there is the launch block size). docs/tuning.md.\n", f);
 }
 
 static int parse_dims(const char *text, TlTuneBinding *b, int max, char **store) {
@@ -43,6 +45,7 @@ int tl_tune_main(int argc, char **argv) {
     TlTuneOptions o = {.budget_s = 60, .verify_program = 1};
     const char *file = NULL, *entry = NULL, *call_args = NULL, *hparams = NULL, *method = NULL, *train = NULL;
     const char *dims = NULL;
+    int cuda = 0;
     TlSemaOptions so = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -69,7 +72,8 @@ int tl_tune_main(int argc, char **argv) {
             if (*end || !(o.budget_s > 0)) { fprintf(stderr, "tlc tune: --budget needs seconds > 0, not '%s'\n", v); return 2; }
         } else if (!strcmp(flag, "--kernel")) o.kernel = v;
         else if (!strcmp(flag, "--target")) {
-            if (strcmp(v, "cpu") != 0) { fprintf(stderr, "tlc tune: --target=%s is not supported yet (cpu only)\n", v); return 2; }
+            if (!strcmp(v, "cuda")) cuda = 1;
+            else if (strcmp(v, "cpu") != 0) { fprintf(stderr, "tlc tune: unknown target '%s' (targets: cpu cuda)\n", v); return 2; }
         } else if (!strcmp(flag, "--entry")) entry = v;
         else if (!strcmp(flag, "--args")) call_args = v;
         else if (!strcmp(flag, "--hparams")) hparams = v;
@@ -90,6 +94,14 @@ int tl_tune_main(int argc, char **argv) {
         else { fprintf(stderr, "tlc tune: one .tl file only ('%s')\n", a); return 2; }
     }
     if (!file) { tune_usage(stderr); return 2; }
+    if (cuda) { /* measured on the GPU: there must be one */
+        char cerr[256] = "";
+        if (tl_cuda_open(cerr, sizeof cerr)) {
+            fprintf(stderr, "tlc tune: --target=cuda: no usable NVIDIA GPU here (%s)\n", cerr);
+            return 1;
+        }
+        o.target_cuda = 1;
+    }
     TlTuneBinding bind[32];
     char *dstore = NULL;
     int nbind = dims ? parse_dims(dims, bind, 32, &dstore) : 0;

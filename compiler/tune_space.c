@@ -21,12 +21,13 @@ void tl_ksched_default(const TlLProgram *p, int k, TlKSched *s) {
     const TlLGemm *g = &p->kern[k].gemm;
     if (g->on)
         s->gemm = (TlKGemmSched){1, g->mr, g->nr, g->kc, g->mc, g->nc, g->ku, g->prefetch};
+    s->gpu_block = p->kern[k].gpu_block;
 }
 
 static int norm_unroll(int u) { return u <= 1 ? 0 : u; }
 
 int tl_ksched_equal(const TlKSched *a, const TlKSched *b) {
-    if (a->serial != b->serial) return 0;
+    if (a->serial != b->serial || a->gpu_block != b->gpu_block) return 0;
     int n = a->nloops > b->nloops ? a->nloops : b->nloops;
     for (int i = 0; i < n; i++) {
         TlKLoopSched x = i < a->nloops ? a->loop[i] : (TlKLoopSched){0, 0, 0};
@@ -62,12 +63,14 @@ int tl_ksched_check(const TlLProgram *p, int k, const TlKSched *s, char *err, in
     if (s->nloops < 0 || s->nloops > n) return fail(err, errn, "the schedule names %d loops; the kernel has fewer", s->nloops);
     for (int i = 0; i < s->nloops; i++) {
         const TlKLoopSched *l = &s->loop[i];
-        if (l->vec != 0 && l->vec != 1 && l->vec != 4 && l->vec != 8 && l->vec != 16)
-            return fail(err, errn, "loop %d: vector width must be 0, 4, 8 or 16", i);
+        if (l->vec != 0 && l->vec != 1 && l->vec != 2 && l->vec != 4 && l->vec != 8 && l->vec != 16)
+            return fail(err, errn, "loop %d: vector width must be 0, 2, 4, 8 or 16", i);
         if (l->unroll < 0 || l->unroll > 16) return fail(err, errn, "loop %d: unroll must be 0..16", i);
         if (l->tile < 0 || l->tile == 1 || l->tile > ((int64_t)1 << 40)) return fail(err, errn, "loop %d: bad tile size", i);
     }
     if (s->serial && (K->par_extent < 0 || K->gemm.on)) return fail(err, errn, "serial: kernel %d has no parallel loop to drop", k);
+    if (s->gpu_block && (s->gpu_block < 32 || s->gpu_block > 256 || (s->gpu_block & (s->gpu_block - 1))))
+        return fail(err, errn, "GPU block of kernel %d must be a power of two from 32 to 256", k);
     if (s->gemm.on) {
         if (!K->gemm.on) return fail(err, errn, "kernel %d is not a GEMM", k);
         if (!gemm_ok(&s->gemm)) return fail(err, errn, "GEMM blocking out of range for kernel %d", k);
@@ -91,6 +94,7 @@ int tl_ksched_apply(TlLProgram *p, int k, const TlKSched *s, char *err, int errn
             p->kern[k].gemm.par_extent = tl_loops_bin(p, TL_LOP_MUL, p->kern[k].gemm.batch, panels);
         }
     }
+    K->gpu_block = s->gpu_block;
     if (s->serial) {
         int all[TL_KSCHED_MAX_LOOPS];
         int n = kernel_loops(p, k, all);
@@ -126,6 +130,7 @@ void tl_ksched_format(const TlKSched *s, char *buf, size_t n) {
     if (s->gemm.on)
         PUT("gemm %dx%d mc=%d kc=%d nc=%d ku=%d pf=%d ", s->gemm.mr, s->gemm.nr, s->gemm.mc, s->gemm.kc,
             s->gemm.nc, s->gemm.ku, s->gemm.prefetch);
+    if (s->gpu_block) PUT("gpu_block=%d ", s->gpu_block);
 #undef PUT
     if (o > n - 1) o = n - 1;
     while (o > 0 && buf[o - 1] == ' ') buf[--o] = 0;
@@ -153,6 +158,7 @@ char *tl_ksched_to_json(const TlKSched *s) {
         cJSON_AddNumberToObject(g, "ku", s->gemm.ku);
         cJSON_AddNumberToObject(g, "prefetch", s->gemm.prefetch);
     }
+    if (s->gpu_block) cJSON_AddNumberToObject(j, "gpu_block", s->gpu_block);
     char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return text;
@@ -192,6 +198,10 @@ static int sched_from_cjson(const cJSON *j, TlKSched *s) {
             *dst[i] = (int)v;
         }
         s->gemm.on = 1;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(j, "gpu_block")) {
+        if (get_int(j, "gpu_block", 0, 1024, &v)) return -1;
+        s->gpu_block = (int)v;
     }
     return 0;
 }

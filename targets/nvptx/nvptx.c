@@ -342,8 +342,8 @@ static int upload_consts(TlGpuProgram *p) {
     return 0;
 }
 
-static unsigned blocks_for(int64_t threads) {
-    int64_t b = (threads + TL_GPU_BLOCK - 1) / TL_GPU_BLOCK;
+static unsigned blocks_for(int64_t threads, int64_t block) {
+    int64_t b = (threads + block - 1) / block;
     return (unsigned)(b > (1 << 20) ? (1 << 20) : b < 1 ? 1 : b);
 }
 
@@ -353,14 +353,15 @@ static int launch(TlGpuProgram *p, int ki) {
     int64_t n = k->par_extent >= 0 ? heval(p, k->par_extent) : 1;
     TlCuDim grid = {1, 1, 1}, block = {TL_GPU_BLOCK, 1, 1};
     switch (gk->kind) {
-    case TL_GPU_LAUNCH_FLAT:
+    case TL_GPU_LAUNCH_FLAT: /* the block is schedule data (<= maxntidx: tune_space.c checks) */
         if (n <= 0) return 0;
+        if (k->gpu_block > 0 && k->gpu_block <= TL_GPU_BLOCK) block.x = (unsigned)k->gpu_block;
         if (k->par_extent < 0) block.x = 1;
-        grid.x = blocks_for(n);
+        grid.x = blocks_for(n, block.x);
         break;
     case TL_GPU_LAUNCH_WARP:
         if (n <= 0) return 0;
-        grid.x = blocks_for(n * 32);
+        grid.x = blocks_for(n * 32, TL_GPU_BLOCK);
         break;
     case TL_GPU_LAUNCH_GEMM: {
         int64_t m = heval(p, k->gemm.m), nn = heval(p, k->gemm.n), b = heval(p, k->gemm.batch);
@@ -475,6 +476,8 @@ int tl_gpu_rerun(TlGpuProgram *p) {
         if (p->lp->buf[i].kind != TL_LB_ALIAS) p->slots[i] = p->own[i];
     return exec_host(p, p->lp->entry);
 }
+
+TlGpuLaunchKind tl_gpu_kernel_launch(const TlGpuProgram *p, int k) { return p->kern[k].kind; }
 
 uint64_t tl_gpu_device_ptr(TlGpuProgram *p, int node) {
     if (!p->ran || node < 0 || node >= p->g->nnodes) return 0;

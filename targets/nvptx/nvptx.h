@@ -73,5 +73,7 @@ const TlTensor *tl_gpu_output(TlGpuProgram *p, int k);
 uint64_t tl_gpu_device_ptr(TlGpuProgram *p, int node);
 /* Run only the kernels (inputs already on the device from the last run): benchmarks. */
 int tl_gpu_rerun(TlGpuProgram *p);
+/* How kernel k is launched (the tuner varies the block of flat launches: gpu_block). */
+TlGpuLaunchKind tl_gpu_kernel_launch(const TlGpuProgram *p, int k);
 
 #endif

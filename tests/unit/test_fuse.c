@@ -58,7 +58,7 @@ static int64_t numel_of(const TlGraph *g, const TlGShape *s, const Bind *b, int 
 
 static TlCpuProgram *compile(const TlGraph *g, int fuse, int *nkern) {
     char err[512];
-    TlLoopsOptions lo = {fuse};
+    TlLoopsOptions lo = {.fuse = fuse};
     TlLProgram *lp = tl_loops_lower_opts(g, &lo, err, sizeof err);
     EXPECTF(lp != NULL, "lower (fuse=%d): %s", fuse, err);
     if (!lp) return NULL;

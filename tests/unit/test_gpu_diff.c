@@ -136,14 +136,26 @@ static int mma_bound_check(TlGpuProgram *p, TlInterp *it) {
 }
 
 static int ncases;
+/* > 0: every kernel launched with this many threads per block (the tuner's gpu_block knob:
+ * only flat launches use it; a grid-stride loop must not depend on it) */
+static int force_block;
+
+static TlGpuProgram *compile_case(char *err, int errn) {
+    if (!force_block) return tl_gpu_compile(G, NULL, err, errn);
+    TlLProgram *lp = tl_loops_lower(G, err, errn);
+    if (!lp) return NULL;
+    for (int k = 0; k < lp->nkern; k++) lp->kern[k].gpu_block = force_block;
+    return tl_gpu_compile_loops(G, lp, NULL, err, errn);
+}
 
 static void graph_case_run(const char *name, int exact) {
-    case_begin("%s", name);
+    if (force_block) case_begin("gpu_block %d: %s", force_block, name);
+    else case_begin("%s", name);
     ncases++;
     if (tl_graph_error(G)) { EXPECTF(0, "graph error: %s", tl_graph_error(G)); case_end(); return; }
     char err[512];
     TlInterp *it = tl_interp_new(G);
-    TlGpuProgram *p = tl_gpu_compile(G, NULL, err, sizeof err);
+    TlGpuProgram *p = compile_case(err, sizeof err);
     EXPECTF(p != NULL, "compile: %s", err);
     if (!p) { tl_interp_free(it); case_end(); return; }
     for (int i = 0; i < NSYM; i++) tl_interp_bind(it, SYM[i], SYMV[i]), tl_gpu_bind(p, SYM[i], SYMV[i]);
@@ -227,6 +239,13 @@ int main(int argc, char **argv) {
     gpu_schedule_cases();
     gpu_mma_cases();
     block_case();
+    for (force_block = 32; force_block <= 64; force_block *= 2) { /* tune --target cuda's knob */
+        unary_cases();
+        reduce_cases();
+        movement_cases();
+        block_case();
+    }
+    force_block = 0;
     for (int s = 0; s < nrandom; s++) random_graph_case(s);
     printf("# %d GPU-vs-interpreter cases\n", ncases);
     return check_done();

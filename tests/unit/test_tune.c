@@ -202,6 +202,39 @@ TEST(json_round_trip) {
     EXPECTF(strstr(buf, "L0:tile=64") && strstr(buf, "L2:vec=16,unroll=4") && strstr(buf, "gemm 8x32"), "%s", buf);
 }
 
+/* the GPU knob (tune --target cuda): JSON, checking, and applying it to a kernel */
+TEST(gpu_block_knob) {
+    TlKSched s = {0}, t;
+    s.nloops = 1, s.gpu_block = 64;
+    char *j = tl_ksched_to_json(&s);
+    EXPECTF(strstr(j, "\"gpu_block\":64") && tl_ksched_from_json(j, &t) == 0 && t.gpu_block == 64 && tl_ksched_equal(&s, &t), "%s", j);
+    free(j);
+    t.gpu_block = 128;
+    EXPECT(!tl_ksched_equal(&s, &t));
+    TlGraph *g = graph_mixed(16, 8, 12);
+    char err[256];
+    TlLProgram *lp = tl_loops_lower(g, err, sizeof err);
+    EXPECTF(lp != NULL, "%s", err);
+    int k = -1;
+    for (int i = 0; lp && i < lp->nkern; i++)
+        if (!lp->kern[i].gemm.on && lp->kern[i].par_extent >= 0) k = i;
+    if (k >= 0) {
+        TlKSched d;
+        tl_ksched_default(lp, k, &d);
+        EXPECT(d.gpu_block == 0);
+        d.gpu_block = 48;
+        EXPECT(tl_ksched_apply(lp, k, &d, err, sizeof err) != 0 && strstr(err, "power of two"));
+        d.gpu_block = 512;
+        EXPECT(tl_ksched_apply(lp, k, &d, err, sizeof err) != 0);
+        d.gpu_block = 64;
+        EXPECTF(tl_ksched_apply(lp, k, &d, err, sizeof err) == 0 && lp->kern[k].gpu_block == 64, "%s", err);
+        tl_ksched_default(lp, k, &t);
+        EXPECT(t.gpu_block == 64);
+    }
+    tl_loops_free(lp);
+    tl_graph_free(g);
+}
+
 TEST(hash_is_structural) {
     /* the same kernels lowered twice hash the same; a different size hashes differently */
     TlGraph *a = graph_mixed(16, 8, 24), *b = graph_mixed(16, 8, 24), *c = graph_mixed(16, 8, 25);
@@ -376,6 +409,7 @@ TEST(cache_concurrent_writers) {
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/tl-test-tune-%d", (int)getpid());
     RUN(json_round_trip);
+    RUN(gpu_block_knob);
     RUN(schedules_keep_results);
     RUN(invalid_schedules_refused);
     RUN(hash_is_structural);
