@@ -16,6 +16,8 @@
  *             pack A[ir:ir+MR, pc:pc+KC] -> pa      k-major MR x KC, zero-padded (L1)
  *             for jr in [0, NC) step NR:
  *               ukr: C[ir.., jc+jr..] = (pc == 0 ? 0 : C) + pa * pb[jr]
+ *               after the last k block: C[ir.., jc+jr..] = epilogue(C) (a fused bias,
+ *               activation, residual: TlLGemm.epi, emitted by the caller)
  *
  * The microkernel keeps an MR x NR block of C in MR * NR/16 zmm accumulators, and per k
  * step loads NR/16 vectors of B, broadcasts MR floats of A and issues MR * NR/16 FMAs
@@ -501,6 +503,13 @@ void tl_cpu_gemm_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, cons
     LLVMValueRef nr = imin(&g, ci(&g, NR), LLVMBuildSub(b, nc, jr, ""));
     LLVMValueRef args[8] = {pa, fptr(&g, pb, mul(&g, jr, kc)), fptr(&g, crow, jr), x->sc_m, kc, mr, nr, first};
     LLVMBuildCall2(b, LLVMGlobalGetValueType(ukr), ukr, args, 8, "");
+    if (x->epi) { /* the tile is summed after the last k block: its epilogue, while in L1 */
+        If fe;
+        if_open(&g, &fe, LLVMBuildICmp(b, LLVMIntSGE, add(&g, pc, kstep), kend, ""));
+        x->epi(x->epi_ctx, bi, ir, mr, add(&g, jc, jr), nr);
+        if_else(&g, &fe);
+        if_close(&g, &fe);
+    }
     loop_close(&g, &ljr);
     loop_close(&g, &lir);
     loop_close(&g, &lpc);
