@@ -153,4 +153,4 @@ $(FUZZ_DIR)/fuzz_frontend: tests/fuzz/fuzz_frontend.c $(FUZZ_OBJ) $(GEN_PARSER_H
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ tests/fuzz/fuzz_frontend.c $(FUZZ_OBJ) \
 	    $(if $(filter 1,$(FUZZ_SEMA)),$(LDLIBS),-lm)
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)

@@ -32,6 +32,7 @@ typedef struct Group {
     TlGShape domain;
     uint32_t axes;
     int kept_root;
+    int contract;      /* gemm: the contraction member, else -1 */
 } Group;
 
 typedef struct Fuser {
@@ -222,12 +223,56 @@ static void full_site(Site *s, int ctx, int rank) {
     for (int k = 0; k < rank; k++) s->tag[k] = k;
 }
 
+/* A contraction that may carry its consumers as a GEMM epilogue: two f32 operands, f32. */
+static int epilogue_contract(const TlGraph *g, int n) {
+    const TlGNode *x = &g->nodes[n];
+    return x->op == TL_GOP_CONTRACT && x->nin == 2 && x->dtype == TL_F32 && x->shape.rank > 0 &&
+           g->nodes[x->in[0]].dtype == TL_F32 && g->nodes[x->in[1]].dtype == TL_F32;
+}
+
+/* Contraction n joins the pointwise group of its users as the GEMM's accumulator when every
+ * user computes it in place at exactly the domain index (so each C element is read once, in
+ * the tile just summed) and the group has no contraction yet: the group becomes `gemm`. */
+static int try_join_contract(Fuser *F, int n) {
+    const TlGraph *g = F->g;
+    int G = F->group_of[F->users[F->ustart[n]]];
+    if (G < 0 || F->grp[G].kind != TL_FUSE_POINTWISE || F->grp[G].axes) return 0;
+    Group *gr = &F->grp[G];
+    /* the GEMM sums into the root's buffer: it must hold f32 (bf16/f16 are stored as f32) */
+    TlDType rt = g->nodes[gr->root].dtype;
+    if (rt != TL_F32 && rt != TL_BF16 && rt != TL_F16) return 0;
+    if (!tl_gshape_eq(g->nodes[n].shape, gr->domain)) return 0;
+    Site id;
+    full_site(&id, CTX_FINAL, gr->domain.rank);
+    int paths = 0;
+    for (int e = F->ustart[n]; e < F->ustart[n + 1]; e++) {
+        int u = F->users[e];
+        if (F->group_of[u] != G || !fusible_edge(g, u, F->uslot[e])) return 0;
+        for (int i = 0; i < F->nsites[u]; i++) {
+            Site s;
+            propagate(g, u, n, &F->sites[u][i], &s);
+            if (!site_eq(&s, &id)) return 0;
+        }
+        paths += F->paths[u];
+    }
+    Site *ns = xcalloc((size_t)F->max_sites, sizeof *ns);
+    ns[0] = id;
+    F->sites[n] = ns, F->nsites[n] = 1, F->paths[n] = paths;
+    F->group_of[n] = G;
+    gr->kind = TL_FUSE_GEMM, gr->contract = n;
+    return 1;
+}
+
 /* Try to put node n into the group of its users. 1 when it joined. */
 static int try_join(Fuser *F, int n) {
     const TlGraph *g = F->g;
-    if (F->is_out[n] || F->ustart[n] == F->ustart[n + 1] || !fusible_op(g, n)) return 0;
+    if (F->is_out[n] || F->ustart[n] == F->ustart[n + 1]) return 0;
+    if (!F->o->no_epilogue && epilogue_contract(g, n)) return try_join_contract(F, n);
+    if (!fusible_op(g, n)) return 0;
     int G = F->group_of[F->users[F->ustart[n]]];
     if (G < 0 || F->grp[G].kind == TL_FUSE_OP) return 0;
+    /* a gemm group's loop nest is the GEMM's: no reduction inside it */
+    if (F->grp[G].kind == TL_FUSE_GEMM && is_reduce(g, n)) return 0;
     Group *gr = &F->grp[G];
     Site *ns = xcalloc((size_t)F->max_sites, sizeof *ns);
     int nn = 0, paths = 0, ok = 1;
@@ -290,7 +335,7 @@ static int new_group(Fuser *F, int n) {
     }
     Group *gr = &F->grp[F->ngrp];
     memset(gr, 0, sizeof *gr);
-    gr->root = n;
+    gr->root = n, gr->contract = -1;
     const TlGNode *x = &g->nodes[n];
     F->paths[n] = 1;
     if (F->o->enabled && is_reduce(g, n)) {
@@ -327,7 +372,7 @@ static int no_kernel(const TlGNode *x) {
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
 TlFusion *tl_fuse(const TlGraph *g, const TlFuseOptions *o) {
-    TlFuseOptions defaults = {1, 0};
+    TlFuseOptions defaults = {1, 0, 0};
     if (!o) o = &defaults;
     int N = g->nnodes;
     Fuser F = {0};
@@ -390,7 +435,7 @@ TlFusion *tl_fuse(const TlGraph *g, const TlFuseOptions *o) {
         const Group *gr = &F.grp[i];
         TlFuseGroup *t = &f->groups[renum[i]];
         t->kind = gr->kind, t->root = gr->root, t->domain = gr->domain, t->axes = gr->axes;
-        t->kept_root = gr->kept_root;
+        t->kept_root = gr->kept_root, t->contract = gr->contract;
     }
     /* members and inputs */
     int *cnt = xcalloc((size_t)F.ngrp, sizeof(int));
@@ -448,7 +493,7 @@ int tl_fuse_primitive_count(const TlGraph *g) {
 }
 
 static const char *kind_name(TlFuseKind k) {
-    static const char *n[] = {"op", "pointwise", "reduce", "row"};
+    static const char *n[] = {"op", "pointwise", "reduce", "row", "gemm"};
     return n[k];
 }
 

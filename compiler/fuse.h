@@ -18,7 +18,11 @@
  *              one inner loop per reduction of the group over the reduced axes `axes`
  *              (each a local accumulator: softmax's max and sum, layer_norm's mean and
  *              variance), then the root: stored once per kept index when it has the kept
- *              shape, or in a last inner loop over the reduced axes.
+ *              shape, or in a last inner loop over the reduced axes;
+ *   gemm:      a pointwise group whose domain is the result of one f32 contraction (member
+ *              `contract`), read at the domain index only: the contraction's elementwise
+ *              consumers (bias, activation, residual, scale) are its epilogue, applied
+ *              to each C element once it is summed (TlLGemm.epi, docs/fusion.md).
  * A node joins the group of its users when it is fusible, is not a graph output, all its
  * users are in one group, it would be evaluated at no more than TL_FUSE_MAX_SITES distinct
  * (loop, index) places there, and (for a reduction) its kept index is the group's outer
@@ -34,7 +38,7 @@
 
 #define TL_FUSE_MAX_SITES 8
 
-typedef enum TlFuseKind { TL_FUSE_OP, TL_FUSE_POINTWISE, TL_FUSE_REDUCE, TL_FUSE_ROW } TlFuseKind;
+typedef enum TlFuseKind { TL_FUSE_OP, TL_FUSE_POINTWISE, TL_FUSE_REDUCE, TL_FUSE_ROW, TL_FUSE_GEMM } TlFuseKind;
 
 typedef struct TlFuseGroup {
     TlFuseKind kind;
@@ -47,6 +51,7 @@ typedef struct TlFuseGroup {
                          input's shape (reduce, row) */
     uint32_t axes;    /* reduce, row: the reduced axes of the domain */
     int kept_root;    /* row, reduce: the root has the kept shape (stored after the reductions) */
+    int contract;     /* gemm: the contraction member; -1 otherwise */
 } TlFuseGroup;
 
 /* Per node: the group it belongs to, or one of these. */
@@ -65,6 +70,7 @@ typedef struct TlFusion {
 typedef struct TlFuseOptions {
     int enabled;          /* 0: every node its own group (the unfused partition) */
     int max_sites;        /* 0: TL_FUSE_MAX_SITES */
+    int no_epilogue;      /* 1: contractions are never fused with their consumers */
 } TlFuseOptions;
 
 /* Partition g (not its scan bodies: the lowering partitions each body it lowers). Never

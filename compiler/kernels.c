@@ -108,7 +108,8 @@ static void op_list(const TlGraph *g, const int *nodes, int n, char *out, size_t
 }
 
 TlKernelTable *tl_kernels_build(const TlGraph *g, const TlFuseOptions *o, const TlGDimBinding *b, int nb) {
-    TlFuseOptions on = {1, 0};
+    const char *ep = getenv("TL_GEMM_EPILOGUE"); /* as the lowering reads it (loops.h) */
+    TlFuseOptions on = {1, 0, ep && strcmp(ep, "0") == 0};
     TlKernelTable *t = calloc(1, sizeof *t);
     if (!t) abort();
     t->g = g;
@@ -119,7 +120,7 @@ TlKernelTable *tl_kernels_build(const TlGraph *g, const TlFuseOptions *o, const 
     t->k = calloc((size_t)f->ngroups + 1, sizeof *t->k);
     int *list = malloc(sizeof(int) * (size_t)(g->nnodes + 1));
     if (!t->k || !list) abort();
-    static const char *kinds[] = {"op", "pointwise", "reduce", "row"};
+    static const char *kinds[] = {"op", "pointwise", "reduce", "row", "gemm"};
     for (int gi = 0; gi < f->ngroups; gi++) {
         const TlFuseGroup *gr = &f->groups[gi];
         TlKernelInfo *k = &t->k[t->n++];

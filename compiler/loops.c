@@ -567,7 +567,29 @@ static int run_stride(Lower *L, const GemmView *v, const char *run, int n) {
     return s;
 }
 
-static void match_gemm(Lower *L, int id, TlLKernel *k, const TlContractSpec *cs) {
+/* A fused `gemm` group's epilogue for match_gemm: C is the root's buffer, value the root's
+ * stored value over the domain variables dvar (one per output axis) and the local acc. */
+typedef struct GemmEpi { int c, value, acc; const int *dvar; } GemmEpi;
+
+static int subst(TlLProgram *p, int e, int var, int r);
+
+/* Output axis j's index in terms of its class's merged GEMM coordinate cv:
+ * (cv / product of the dims after it in the run) % its dim (dropping what is trivial). */
+static int unmerge(Lower *L, int cv, const char *run, int nrun, const GemmView *out, int j) {
+    TlLProgram *p = L->p;
+    int q = (int)((const char *)memchr(run, out->let[j], (size_t)nrun) - run);
+    int e = tl_loops_var(p, cv);
+    int after = tl_loops_int(p, TL_LT_I64, 1);
+    for (int r = q + 1; r < nrun; r++) {
+        int at = (int)((const char *)memchr(out->let, run[r], (size_t)out->rank) - out->let);
+        after = tl_loops_bin(p, TL_LOP_MUL, after, out->dims[at]);
+    }
+    if (q + 1 < nrun) e = tl_loops_bin(p, TL_LOP_IDIV, e, after);
+    if (q > 0) e = tl_loops_bin(p, TL_LOP_IMOD, e, out->dims[j]);
+    return e;
+}
+
+static void match_gemm(Lower *L, int id, TlLKernel *k, const TlContractSpec *cs, const GemmEpi *epi) {
     const TlGNode *n = &L->g->nodes[id];
     TlLProgram *p = L->p;
     if (cs->nin != 2 || cs->out_rank == 0 || (n->dtype != TL_F32 && n->dtype != TL_BF16 && n->dtype != TL_F16)) return;
@@ -611,6 +633,18 @@ static void match_gemm(Lower *L, int id, TlLKernel *k, const TlContractSpec *cs)
     int mr = tl_loops_int(p, TL_LT_I64, g->mr);
     int panels = tl_loops_bin(p, TL_LOP_IDIV, tl_loops_bin(p, TL_LOP_ADD, g->m, tl_loops_int(p, TL_LT_I64, g->mr - 1)), mr);
     g->par_extent = tl_loops_bin(p, TL_LOP_MUL, g->batch, panels);
+    if (!epi) return;
+    /* C is the group's root (same shape as the contraction); the domain variables become
+     * functions of the GEMM's (b, i, j) */
+    g->c = epi->c, g->has_epi = 1, g->epi_acc = epi->acc;
+    g->ev_b = tl_loops_new_var(p), g->ev_i = tl_loops_new_var(p), g->ev_j = tl_loops_new_var(p);
+    int e = epi->value;
+    for (int j = 0; j < cs->out_rank; j++) {
+        int c = letter_class(cs, cs->out[j]);
+        int cv = c == GB ? g->ev_b : c == M ? g->ev_i : g->ev_j;
+        e = subst(p, e, epi->dvar[j], unmerge(L, cv, run[c], nrun[c], &v[2], j));
+    }
+    g->epi = e;
 }
 
 /* out[o..] = sum over the summed letters of a[..] * b[..] (accumulated in f64 / i64). A
@@ -657,7 +691,7 @@ static int lower_contract(Lower *L, int id) {
     int o = ravel(L, nout, (vars_exprs(L, nout, var, oi), oi), size);
     int out = tl_loops_cast(p, local_ref(p, k, acc), tl_loops_compute_type(n->dtype));
     nest_add(L, outer, tl_loops_store(p, L->nbuf[id], o, to_storage(L, out, n->dtype)));
-    match_gemm(L, id, k, &cs);
+    match_gemm(L, id, k, &cs, NULL);
     return 0;
 }
 
@@ -936,7 +970,7 @@ static int lower_fused_node(Lower *L, int id, int **scan_state) {
 static int lower_graph(Lower *L) {
     int **scan_state = calloc((size_t)L->g->nnodes + 1, sizeof *scan_state);
     if (!scan_state) abort();
-    TlFuseOptions fo = {1, 0};
+    TlFuseOptions fo = {1, 0, !L->p->epilogue};
     TlFusion *fz = L->p->fuse ? tl_fuse(L->g, &fo) : NULL;
     L->fz = fz;
     int rc = 0;
@@ -966,6 +1000,10 @@ TlLProgram *tl_loops_lower_opts(const TlGraph *g, const TlLoopsOptions *o, char 
     if (!p) abort();
     p->g = g, p->entry = -1;
     p->fuse = o && o->fuse >= 0 ? o->fuse : tl_loops_fuse_default();
+    {
+        const char *e = getenv("TL_GEMM_EPILOGUE");
+        p->epilogue = p->fuse && !(o && o->no_epilogue) && !(e && strcmp(e, "0") == 0);
+    }
     p->node_buf = malloc(sizeof(int) * (size_t)(g->nnodes + 1));
     if (!p->node_buf) abort();
     for (int i = 0; i < g->nnodes; i++) p->node_buf[i] = -1;
@@ -1230,6 +1268,16 @@ static int fg_value(FG *F, int id, const int *idx) {
         int acc = local_ref(L->p, L->k, F->local[id]);
         return to_storage(L, tl_loops_cast(L->p, acc, tl_loops_compute_type(n->dtype)), n->dtype);
     }
+    case TL_GOP_CONTRACT: {
+        /* the sum of this domain element (fuse.c only fuses it at the domain index) */
+        for (int j = 0; j < n->shape.rank; j++) {
+            const TlLExpr *e = &L->p->ex[idx[j]];
+            if (e->kind != TL_LE_VAR || e->var != F->dvar[j]) F->bad = 1;
+        }
+        if (F->local[id] < 0) F->bad = 1;
+        if (F->bad) return const_storage(L, 0, n->dtype);
+        return to_storage(L, tl_loops_cast(L->p, local_ref(L->p, L->k, F->local[id]), TL_LT_F32), n->dtype);
+    }
     default: return to_storage(L, fg_compute(F, id, idx), n->dtype);
     }
 }
@@ -1281,6 +1329,42 @@ static void fg_reduction(FG *F, Nest outer, const int *dd, int id) {
     F->local[id] = acc;
 }
 
+/* A gemm group's contraction at the domain index: acc = 0; for the summed letters
+ * { acc += a * b } (lower_contract's loop, f64 accumulation), inside the domain loops. */
+static void fg_contract(FG *F, Nest outer, int id, TlContractSpec *cs) {
+    Lower *L = F->L;
+    TlLProgram *p = L->p;
+    const TlGNode *n = &L->g->nodes[id];
+    char letters[2 * TL_MAX_RANK];
+    int size[2 * TL_MAX_RANK], var[2 * TL_MAX_RANK], nl = 0;
+    for (int j = 0; j < cs->out_rank; j++) letters[nl] = cs->out[j], var[nl++] = F->dvar[j];
+    int nout = nl;
+    for (int t = 0; t < cs->nin; t++)
+        for (int j = 0; j < cs->rank[t]; j++)
+            if (!memchr(letters, cs->in[t][j], (size_t)nl)) letters[nl++] = cs->in[t][j];
+    for (int l = 0; l < nl; l++)
+        for (int t = 0; t < cs->nin; t++)
+            for (int j = 0; j < cs->rank[t]; j++)
+                if (cs->in[t][j] == letters[l]) size[l] = dim_expr(L, L->g->nodes[n->in[t]].shape.dim[j]);
+    int acc = new_local(L->k, TL_LT_F64);
+    nest_add(L, outer, set_stmt(p, acc, tl_loops_flt(p, TL_LT_F64, 0)));
+    Nest inner = open_nest(L, outer.innermost >= 0 ? outer.innermost : -1, nl - nout, size + nout, var + nout, 0);
+    mark_vector(L, inner);
+    int prod = -1;
+    for (int t = 0; t < cs->nin; t++) {
+        const TlGNode *x = &L->g->nodes[n->in[t]];
+        int xi[TL_MAX_RANK], xd[TL_MAX_RANK];
+        shape_dims(L, &x->shape, xd);
+        for (int j = 0; j < cs->rank[t]; j++)
+            for (int l = 0; l < nl; l++)
+                if (letters[l] == cs->in[t][j]) xi[j] = tl_loops_var(p, var[l]);
+        int v = tl_loops_cast(p, load_as(L, n->in[t], ravel(L, x->shape.rank, xi, xd), x->dtype), TL_LT_F64);
+        prod = prod < 0 ? v : tl_loops_bin(p, TL_LOP_MUL, prod, v);
+    }
+    nest_add(L, inner, set_stmt(p, acc, tl_loops_bin(p, TL_LOP_ADD, local_ref(p, L->k, acc), prod)));
+    F->local[id] = acc;
+}
+
 static int lower_group(Lower *L, int gi) {
     const TlFuseGroup *t = &L->fz->groups[gi];
     const TlGNode *n = &L->g->nodes[t->root];
@@ -1306,6 +1390,14 @@ static int lower_group(Lower *L, int gi) {
         int m = t->nodes[j];
         if (L->g->nodes[m].op == TL_GOP_SUM || L->g->nodes[m].op == TL_GOP_RMAX) fg_reduction(&F, outer, dd, m);
     }
+    TlContractSpec cs;
+    if (t->kind == TL_FUSE_GEMM) {
+        if (tl_contract_parse(L->g->nodes[t->contract].spec, &cs, NULL, 0)) {
+            free(F.local);
+            return lerr(L, t->contract, "bad spec");
+        }
+        fg_contract(&F, outer, t->contract, &cs);
+    }
     int idx[TL_MAX_RANK], rd[TL_MAX_RANK], r = n->shape.rank;
     shape_dims(L, &n->shape, rd);
     if (t->kept_root) { /* the root has the kept shape: one store per outer index */
@@ -1323,9 +1415,14 @@ static int lower_group(Lower *L, int gi) {
             at = open_nest_axes(L, outer.innermost >= 0 ? outer.innermost : -1, na, ad, av, 0, ax);
             for (int j = 0; j < na; j++) F.dvar[ax[j]] = av[j];
         }
-        mark_vector(L, at.innermost >= 0 ? at : outer);
+        if (t->kind != TL_FUSE_GEMM) mark_vector(L, at.innermost >= 0 ? at : outer);
         fg_domain_index(&F, idx);
-        nest_add(L, at, tl_loops_store(p, L->nbuf[t->root], ravel(L, R, idx, dd), fg_value(&F, t->root, idx)));
+        int value = fg_value(&F, t->root, idx);
+        nest_add(L, at, tl_loops_store(p, L->nbuf[t->root], ravel(L, R, idx, dd), value));
+        if (t->kind == TL_FUSE_GEMM && !F.bad) {
+            GemmEpi e = {L->nbuf[t->root], value, F.local[t->contract], F.dvar};
+            match_gemm(L, t->contract, L->k, &cs, &e);
+        }
     }
     free(F.local);
     if (F.bad) return lerr(L, t->root, "fusion: a reduction's index in its group is not the outer index");

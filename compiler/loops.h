@@ -145,6 +145,14 @@ typedef struct TlLGemm {
     int ku;                /* k-loop unroll of the microkernel */
     int prefetch;          /* prefetch distance in k steps (0: none) */
     int par_extent;        /* i64 expr: parallel items (batch x mr-row panels) */
+    /* Epilogue (a fused `gemm` group: docs/fusion.md): once C[b, i, j] is fully summed
+     * (after the last k block), C[b, i, j] = epi, an expression in C's storage type over
+     * the local `epi_acc` (the sum, read as that local's type) and the loop variables
+     * ev_b, ev_i, ev_j (the element's batch, row and column in the merged GEMM axes);
+     * its loads read the epilogue's operands (bias, residual) at their own indices.
+     * has_epi = 0: none. A back end that cannot apply it must not use the GEMM generator. */
+    int has_epi, epi, epi_acc;
+    int ev_b, ev_i, ev_j;
 } TlLGemm;
 
 typedef struct TlLKernel {
@@ -193,6 +201,7 @@ typedef struct TlLProgram {
     int *node_buf;         /* top graph node -> buffer (-1: none, e.g. the scan node or
                               a node computed inside a fused kernel) */
     int fuse;              /* lowered with fusion (compiler/fuse.h): kernels are groups */
+    int epilogue;          /* with fusion: contractions carry their consumers (gemm groups) */
     const TlGraph *g;
     char err[256];
 } TlLProgram;
@@ -205,8 +214,10 @@ TlLProgram *tl_loops_lower(const TlGraph *g, char *err, int errn);
  * 0 = one kernel per op (the slow reference the tests compare with), -1 = the default.
  * no_source_schedules: 1 = leave the source's `schedule` blocks unapplied (by default the
  * lowering applies them: schedule_source.h; an invalid one is an error with a location,
- * and lowering fails). */
-typedef struct TlLoopsOptions { int fuse; int no_source_schedules; } TlLoopsOptions;
+ * and lowering fails).
+ * no_epilogue: with fusion, 1 = a matmul never fuses with its consumers; 0 = its elementwise
+ * consumers become its epilogue (gemm groups) unless the environment has TL_GEMM_EPILOGUE=0. */
+typedef struct TlLoopsOptions { int fuse; int no_source_schedules; int no_epilogue; } TlLoopsOptions;
 TlLProgram *tl_loops_lower_opts(const TlGraph *g, const TlLoopsOptions *o, char *err, int errn);
 /* The default of tl_loops_lower: fusion on, unless the environment has TL_FUSE=0. */
 int tl_loops_fuse_default(void);

@@ -177,6 +177,11 @@ static void print_gemm(FILE *f, const TlLProgram *p, const TlLGemm *g) {
     }
     fprintf(f, "\n  gemm schedule: block %dx%d kc %d mc %d nc %d unroll %d prefetch %d\n", g->mr, g->nr, g->kc, g->mc,
             g->nc, g->ku, g->prefetch);
+    if (g->has_epi) {
+        fprintf(f, "  gemm epilogue: b%d[b, i, j] = ", g->c);
+        tl_loops_print_expr(f, p, g->epi);
+        fprintf(f, "  (acc = l%d, b = v%d, i = v%d, j = v%d)\n", g->epi_acc, g->ev_b, g->ev_i, g->ev_j);
+    }
 }
 
 static void print_buf(FILE *f, const TlLProgram *p, int i) {

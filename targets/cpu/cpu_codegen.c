@@ -369,16 +369,62 @@ static LLVMValueRef load_slot(Cg *c, LLVMValueRef arr, LLVMTypeRef t, int i) {
     return LLVMBuildLoad2(c->b, t, LLVMBuildInBoundsGEP2(c->b, t, arr, &idx, 1, ""), "");
 }
 
+/* The GEMM epilogue over one summed tile of C (gemm.c calls it after the last k block):
+ *   for r < nrows: for j < ncols: acc = C[bi, row0 + r, col0 + j]; C[...] = epi(acc)
+ * with the epilogue's loop variables bound to the element's (b, i, j). Scalar code in an
+ * inner loop that LLVM vectorizes, like a pointwise kernel's (same expression, same bits). */
+typedef struct EpiCtx { Cg *c; const TlLGemm *s; LLVMValueRef C, sc_b, sc_m; } EpiCtx;
+
+static void gen_epilogue(void *ctx, LLVMValueRef bi, LLVMValueRef row0, LLVMValueRef nrows, LLVMValueRef col0, LLVMValueRef ncols) {
+    EpiCtx *e = ctx;
+    Cg *c = e->c;
+    const TlLGemm *s = e->s;
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef rs = entry_alloca(c, c->i64), js = entry_alloca(c, c->i64), one = LLVMConstInt(c->i64, 1, 0);
+    LLVMBuildStore(B, bi, var_slot(c, s->ev_b));
+    LLVMValueRef cb = LLVMBuildInBoundsGEP2(B, c->f32, e->C, (LLVMValueRef[]){LLVMBuildMul(B, bi, e->sc_b, "")}, 1, "");
+    LLVMValueRef sl[2] = {rs, js}, hi[2] = {nrows, ncols};
+    LLVMBasicBlockRef head[2], exit[2];
+    for (int l = 0; l < 2; l++) { /* for r: for j: */
+        LLVMBuildStore(B, LLVMConstInt(c->i64, 0, 0), sl[l]);
+        head[l] = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "epi.loop");
+        LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "epi.body");
+        exit[l] = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "epi.done");
+        LLVMBuildBr(B, head[l]);
+        LLVMPositionBuilderAtEnd(B, head[l]);
+        LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, LLVMBuildLoad2(B, c->i64, sl[l], ""), hi[l], ""), body, exit[l]);
+        LLVMPositionBuilderAtEnd(B, body);
+    }
+    LLVMValueRef i = LLVMBuildNSWAdd(B, row0, LLVMBuildLoad2(B, c->i64, rs, ""), "");
+    LLVMValueRef j = LLVMBuildNSWAdd(B, col0, LLVMBuildLoad2(B, c->i64, js, ""), "");
+    LLVMBuildStore(B, i, var_slot(c, s->ev_i));
+    LLVMBuildStore(B, j, var_slot(c, s->ev_j));
+    LLVMValueRef off = LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, i, e->sc_m, ""), j, "");
+    LLVMValueRef ptr = LLVMBuildInBoundsGEP2(B, c->f32, cb, &off, 1, "");
+    LLVMValueRef acc = LLVMBuildLoad2(B, c->f32, ptr, "");
+    TlLType at = c->k->local_type[s->epi_acc];
+    LLVMBuildStore(B, at == TL_LT_F32 ? acc : LLVMBuildFPExt(B, acc, ltype(c, at), ""), c->localv[s->epi_acc]);
+    LLVMBuildStore(B, gen(c, s->epi), ptr);
+    for (int l = 1; l >= 0; l--) {
+        LLVMBuildStore(B, LLVMBuildNSWAdd(B, LLVMBuildLoad2(B, c->i64, sl[l], ""), one, ""), sl[l]);
+        LLVMBuildBr(B, head[l]);
+        LLVMPositionBuilderAtEnd(B, exit[l]);
+    }
+}
+
 /* A matmul kernel through the GEMM generator (gemm.c) instead of its loop nest. */
 static void gen_gemm(Cg *c, const TlLKernel *k, LLVMValueRef fn) {
     const TlLGemm *s = &k->gemm;
+    EpiCtx ec = {c, s, c->bufv[s->c], NULL, NULL};
     TlCpuGemmArgs a = {
         .a = c->bufv[s->a], .b = c->bufv[s->b], .c = c->bufv[s->c],
         .batch = gen(c, s->batch), .m = gen(c, s->m), .n = gen(c, s->n), .k = gen(c, s->k),
         .sa_b = gen(c, s->sa_b), .sa_m = gen(c, s->sa_m), .sa_k = gen(c, s->sa_k),
         .sb_b = gen(c, s->sb_b), .sb_k = gen(c, s->sb_k), .sb_n = gen(c, s->sb_n),
         .sc_b = gen(c, s->sc_b), .sc_m = gen(c, s->sc_m), .begin = c->begin, .end = c->end,
+        .epi = s->has_epi ? gen_epilogue : NULL, .epi_ctx = &ec,
     };
+    ec.sc_b = a.sc_b, ec.sc_m = a.sc_m;
     tl_cpu_gemm_emit(c->mod, c->b, fn, c->t, s, k->name, &a);
 }
 

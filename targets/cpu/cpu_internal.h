@@ -30,6 +30,11 @@ typedef struct TlCpuGemmArgs {
     LLVMValueRef batch, m, n, k;
     LLVMValueRef sa_b, sa_m, sa_k, sb_b, sb_k, sb_n, sc_b, sc_m;
     LLVMValueRef begin, end;   /* the range of gemm.par_extent items to compute */
+    /* The epilogue (gemm.has_epi), emitted by the caller at the builder's position: rows
+     * [row0, row0 + nrows) x columns [col0, col0 + ncols) of batch bi of C are summed and
+     * get C = epi(C) in place. NULL: none. */
+    void (*epi)(void *ctx, LLVMValueRef bi, LLVMValueRef row0, LLVMValueRef nrows, LLVMValueRef col0, LLVMValueRef ncols);
+    void *epi_ctx;
 } TlCpuGemmArgs;
 
 /* Whether the target can run the generated GEMM (AVX-512F) and the schedule is one the

@@ -16,6 +16,8 @@
  *             pack A[ir:ir+MR, pc:pc+KC] -> pa      k-major MR x KC, zero-padded (L1)
  *             for jr in [0, NC) step NR:
  *               ukr: C[ir.., jc+jr..] = (pc == 0 ? 0 : C) + pa * pb[jr]
+ *               after the last k block: C[ir.., jc+jr..] = epilogue(C) (a fused bias,
+ *               activation, residual: TlLGemm.epi, emitted by the caller)
  *
  * The microkernel keeps an MR x NR block of C in MR * NR/16 zmm accumulators, and per k
  * step loads NR/16 vectors of B, broadcasts MR floats of A and issues MR * NR/16 FMAs
@@ -440,6 +442,42 @@ static void pack_a(G *g, LLVMValueRef pa, LLVMValueRef A, LLVMValueRef sam, LLVM
     if_close(g, &f);
 }
 
+/* The A micro-panels of rows [ig, ge) (at most PG panels), panel q at pa + q * pstride.
+ * Columns of A contiguous (A^T views: dW = X^T dY): k outer, so each k reads one run of
+ * contiguous rows for all the panels (a panel at a time would read MR floats from a new
+ * page for every k: TLB and cache-line misses that cost ~15% of the product); otherwise
+ * pack_a per panel. */
+enum { PG = 8 };
+
+static void pack_a_group(G *g, LLVMValueRef pa, int64_t pstride, LLVMValueRef A, LLVMValueRef sam, LLVMValueRef sak,
+                         LLVMValueRef ig, LLVMValueRef ge, LLVMValueRef pc, LLVMValueRef kc) {
+    int MR = g->s->mr;
+    LLVMValueRef npan = LLVMBuildSDiv(g->b, add(g, LLVMBuildSub(g->b, ge, ig, ""), ci(g, MR - 1)), ci(g, MR), "");
+    If f;
+    if_open(g, &f, LLVMBuildICmp(g->b, LLVMIntEQ, sam, ci(g, 1), ""));
+    {
+        Loop lk, lq;
+        LLVMValueRef k = loop_open(g, &lk, ci(g, 0), kc, ci(g, 1));
+        LLVMValueRef src = fptr(g, A, add(g, mul(g, add(g, pc, k), sak), ig));
+        LLVMValueRef q = loop_open(g, &lq, ci(g, 0), npan, ci(g, 1));
+        LLVMValueRef r0 = mul(g, q, ci(g, MR));
+        LLVMValueRef m = lane_mask(g, 0, imin(g, ci(g, MR), LLVMBuildSub(g->b, LLVMBuildSub(g->b, ge, ig, ""), r0, "")));
+        LLVMValueRef dst = fptr(g, pa, add(g, mul(g, q, ci(g, pstride)), mul(g, k, ci(g, MR))));
+        store_vec(g, masked_load(g, fptr(g, src, r0), m), dst, 4);
+        loop_close(g, &lq);
+        loop_close(g, &lk);
+    }
+    if_else(g, &f);
+    {
+        Loop lq;
+        LLVMValueRef q = loop_open(g, &lq, ci(g, 0), npan, ci(g, 1));
+        LLVMValueRef ir = add(g, ig, mul(g, q, ci(g, MR)));
+        pack_a(g, fptr(g, pa, mul(g, q, ci(g, pstride))), A, sam, sak, ir, pc, kc, imin(g, ci(g, MR), LLVMBuildSub(g->b, ge, ir, "")));
+        loop_close(g, &lq);
+    }
+    if_close(g, &f);
+}
+
 /* ---- the driver ---- */
 
 void tl_cpu_gemm_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, const TlCpuTarget *t,
@@ -459,7 +497,8 @@ void tl_cpu_gemm_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, cons
     /* packing buffers on the stack: B block KC x NC (+ slack), A micro-panel MR x KC */
     /* (slack: transpose_copy writes up to 15 k rows past kc; pack_a's vector path 16 lanes) */
     LLVMValueRef pb = entry_alloca(&g, g.f32, ci(&g, (int64_t)(s->kc + 16) * s->nc + 64), 64);
-    LLVMValueRef pa = entry_alloca(&g, g.f32, ci(&g, (int64_t)(s->kc + 16) * MR + 32), 64);
+    int64_t pstride = (int64_t)(s->kc + 16) * MR; /* one A micro-panel with its slack */
+    LLVMValueRef pa_all = entry_alloca(&g, g.f32, ci(&g, PG * pstride + 32), 64);
     LLVMValueRef panels = LLVMBuildSDiv(b, add(&g, x->m, ci(&g, MR - 1)), ci(&g, MR), "");
     LLVMValueRef kend = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, x->k, ci(&g, 1), ""), x->k, ci(&g, 1), "");
     /* k blocks of equal depth <= KC (K = 256 with KC = 192: two blocks of 128, not 192 + 64) */
@@ -484,7 +523,7 @@ void tl_cpu_gemm_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, cons
     LLVMValueRef row0 = mul(&g, p0, ci(&g, MR));
     LLVMValueRef row1 = imin(&g, x->m, mul(&g, add(&g, p0, cnt), ci(&g, MR)));
 
-    Loop lic, ljc, lpc, lir, ljr;
+    Loop lic, ljc, lpc, lig, lir, ljr;
     LLVMValueRef ic = loop_open(&g, &lic, row0, row1, ci(&g, s->mc));
     LLVMValueRef ie = imin(&g, row1, add(&g, ic, ci(&g, s->mc)));
     LLVMValueRef jc = loop_open(&g, &ljc, ci(&g, 0), x->n, ci(&g, s->nc));
@@ -493,16 +532,27 @@ void tl_cpu_gemm_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, cons
     LLVMValueRef kc = imin(&g, kstep, LLVMBuildSub(b, x->k, pc, ""));
     LLVMValueRef first = LLVMBuildICmp(b, LLVMIntEQ, pc, ci(&g, 0), "");
     pack_b(&g, pb, B, x->sb_k, x->sb_n, pc, jc, kc, nc);
-    LLVMValueRef ir = loop_open(&g, &lir, ic, ie, ci(&g, MR));
-    LLVMValueRef mr = imin(&g, ci(&g, MR), LLVMBuildSub(b, ie, ir, ""));
-    pack_a(&g, pa, A, x->sa_m, x->sa_k, ir, pc, kc, mr);
+    LLVMValueRef ig = loop_open(&g, &lig, ic, ie, ci(&g, (int64_t)PG * MR));
+    LLVMValueRef ge = imin(&g, ie, add(&g, ig, ci(&g, (int64_t)PG * MR)));
+    pack_a_group(&g, pa_all, pstride, A, x->sa_m, x->sa_k, ig, ge, pc, kc);
+    LLVMValueRef ir = loop_open(&g, &lir, ig, ge, ci(&g, MR));
+    LLVMValueRef mr = imin(&g, ci(&g, MR), LLVMBuildSub(b, ge, ir, ""));
+    LLVMValueRef pa = fptr(&g, pa_all, mul(&g, LLVMBuildSDiv(b, LLVMBuildSub(b, ir, ig, ""), ci(&g, MR), ""), ci(&g, pstride)));
     LLVMValueRef crow = fptr(&g, C, add(&g, mul(&g, ir, x->sc_m), jc));
     LLVMValueRef jr = loop_open(&g, &ljr, ci(&g, 0), nc, ci(&g, NR));
     LLVMValueRef nr = imin(&g, ci(&g, NR), LLVMBuildSub(b, nc, jr, ""));
     LLVMValueRef args[8] = {pa, fptr(&g, pb, mul(&g, jr, kc)), fptr(&g, crow, jr), x->sc_m, kc, mr, nr, first};
     LLVMBuildCall2(b, LLVMGlobalGetValueType(ukr), ukr, args, 8, "");
+    if (x->epi) { /* the tile is summed after the last k block: its epilogue, while in L1 */
+        If fe;
+        if_open(&g, &fe, LLVMBuildICmp(b, LLVMIntSGE, add(&g, pc, kstep), kend, ""));
+        x->epi(x->epi_ctx, bi, ir, mr, add(&g, jc, jr), nr);
+        if_else(&g, &fe);
+        if_close(&g, &fe);
+    }
     loop_close(&g, &ljr);
     loop_close(&g, &lir);
+    loop_close(&g, &lig);
     loop_close(&g, &lpc);
     loop_close(&g, &ljc);
     loop_close(&g, &lic);

@@ -15,7 +15,7 @@
  *           for kk < 8: a[8] = As[cur][kk][ty*4.., 64+ty*4..], b[8] likewise (ld.shared.v4)
  *                       acc[i][j] = fma(a[i], b[j], acc[i][j]);
  *           stage 1-cur <- regs; barrier              (double-buffered: one barrier a slice)
- *   C[...] = acc (bounds-checked)
+ *   C[...] = acc, or epilogue(acc) for a fused gemm group (TlLGemm.epi) (bounds-checked)
  *
  * As is stored k-major (As[kk][m]) so the a[] of a thread is contiguous. Edges are handled by
  * loading 0 outside [0, M) x [0, K) and [0, K) x [0, N) (through a clamped address, so no
@@ -61,6 +61,20 @@ static LLVMValueRef shared_ptr(NvCg *c, LLVMValueRef tile, LLVMValueRef idx) {
 }
 
 static void barrier(NvCg *c) { tl_nvptx_intrinsic(c, "llvm.nvvm.barrier0", NULL, 0, NULL, 0); }
+
+/* A fused epilogue (TlLGemm.epi) on the sum v of element (b, i, j): the expression with its
+ * loop variables bound to the element and its accumulator local to v. */
+static LLVMValueRef epilogue(NvCg *c, const TlLGemm *g, LLVMValueRef v, LLVMValueRef b, LLVMValueRef i, LLVMValueRef j) {
+    int vars[3] = {g->ev_b, g->ev_i, g->ev_j};
+    LLVMValueRef vals[3] = {b, i, j};
+    for (int q = 0; q < 3; q++) {
+        if (!c->varv[vars[q]]) c->varv[vars[q]] = tl_nvptx_entry_alloca(c, c->i64);
+        LLVMBuildStore(c->b, vals[q], c->varv[vars[q]]);
+    }
+    int f64 = c->k->local_type[g->epi_acc] == TL_LT_F64;
+    LLVMBuildStore(c->b, f64 ? LLVMBuildFPExt(c->b, v, c->f64, "") : v, c->localv[g->epi_acc]);
+    return tl_nvptx_gen(c, g->epi);
+}
 
 void tl_nvptx_gen_gemm(NvCg *c, const TlLGemm *g) {
     LLVMBuilderRef B = c->b;
@@ -205,7 +219,9 @@ void tl_nvptx_gen_gemm(NvCg *c, const TlLGemm *g) {
             LLVMBuildCondBr(B, ok, st, nx);
             LLVMPositionBuilderAtEnd(B, st);
             LLVMValueRef idx = LLVMBuildAdd(B, rowoff, col, "");
-            LLVMBuildStore(B, LLVMBuildLoad2(B, c->f32, acc[i * TN + j], ""), LLVMBuildInBoundsGEP2(B, c->f32, C0, &idx, 1, ""));
+            LLVMValueRef v = LLVMBuildLoad2(B, c->f32, acc[i * TN + j], "");
+            if (g->has_epi) v = epilogue(c, g, v, bz, row, col);
+            LLVMBuildStore(B, v, LLVMBuildInBoundsGEP2(B, c->f32, C0, &idx, 1, ""));
             LLVMBuildBr(B, nx);
             LLVMPositionBuilderAtEnd(B, nx);
         }

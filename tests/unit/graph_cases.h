@@ -250,6 +250,30 @@ static void contract_cases(void) {
     bind("M", 5), bind("N", 3);
     int a = param(TL_F32, tl_gshape_dims(2, da), -1, 1), b = param(TL_F32, tl_gshape_dims(2, db), -1, 1);
     fwdbwd("contract ij,jk->ik [M,4]x[4,N]", tl_g_contract(G, "ij,jk->ik", a, b, L));
+    /* matmul epilogues (fused into the GEMM: docs/fusion.md): bias, GELU (erf), residual;
+     * a batched matmul with a scale and a broadcast subtract */
+    for (int back = 0; back < 2; back++) {
+        begin();
+        TlGDim dx[2] = {tl_gdim_sym(G, "M"), tl_gdim_const(G, 37)};
+        bind("M", 13);
+        int x = input(TL_F32, tl_gshape_dims(2, dx), -1, 1), w = param(TL_F32, S(37, 70), -0.3, 0.3);
+        int bias = param(TL_F32, S(70), -1, 1);
+        TlGDim dr[2] = {tl_gdim_sym(G, "M"), tl_gdim_const(G, 70)};
+        int r = input(TL_F32, tl_gshape_dims(2, dr), -1, 1);
+        int h = tl_g_broadcast_binary(G, TL_GOP_ADD, tl_g_contract(G, "ij,jk->ik", x, w, L), bias, L);
+        TlGShape hs = G->nodes[h].shape;
+        int e = tl_g_unary(G, TL_GOP_ERF, tl_g_mul(G, h, tl_g_const(G, 0.7071067811865476, TL_F32, hs, L), L), L);
+        int y = tl_g_mul(G, tl_g_mul(G, tl_g_const(G, 0.5, TL_F32, hs, L), h, L), tl_g_add(G, tl_g_const(G, 1, TL_F32, hs, L), e, L), L);
+        y = tl_g_add(G, y, r, L);
+        if (back) fwdbwd("matmul + bias + gelu + residual", y);
+        else fwd("matmul + bias + gelu + residual", y, 0);
+    }
+    begin();
+    a = param(TL_F32, S(2, 9, 21), -1, 1), b = param(TL_F32, S(2, 21, 67), -1, 1);
+    int sc = param(TL_F32, S(9, 1), -1, 1);
+    int hb = tl_g_contract(G, "bxz,bzy->bxy", a, b, L);
+    hb = tl_g_mul(G, tl_g_const(G, 0.125, TL_F32, G->nodes[hb].shape, L), hb, L);
+    fwd("batched matmul * 0.125 - s", tl_g_broadcast_binary(G, TL_GOP_SUB, hb, sc, L), 0);
 }
 
 static void movement_cases(void) {

@@ -56,6 +56,8 @@ static int64_t numel_of(const TlGraph *g, const TlGShape *s, const Bind *b, int 
     return n;
 }
 
+static int case_no_gemm; /* 1: matmuls run their loop nest (the reference of gemm.c) */
+
 static TlCpuProgram *compile(const TlGraph *g, int fuse, int *nkern) {
     char err[512];
     TlLoopsOptions lo = {.fuse = fuse};
@@ -66,6 +68,7 @@ static TlCpuProgram *compile(const TlGraph *g, int fuse, int *nkern) {
     if (getenv("TL_FUSE_DUMP") && fuse) tl_loops_print(stdout, lp);
     TlCpuOptions o = {0};
     o.threads = 1;
+    o.no_gemm = case_no_gemm;
     TlCpuProgram *p = tl_cpu_compile_loops(g, lp, &o, err, sizeof err);
     EXPECTF(p != NULL, "compile (fuse=%d): %s", fuse, err);
     return p;
@@ -267,8 +270,158 @@ TEST(contraction_materializes_its_operands) {
     int y = tl_g_mul(g, tl_g_mul(g, tl_g_const(g, 0.5, TL_F32, g->nodes[x].shape, L), x, L),
                      tl_g_add(g, tl_g_const(g, 1, TL_F32, g->nodes[x].shape, L), tl_g_tanh(g, inner, L), L), L);
     tl_graph_add_output(g, y);
-    /* tanh(a) | contract | bias + GELU */
-    EXPECT(run_case(g, NULL, 0, NULL, 0) == 3);
+    /* tanh(a) | contract + bias + GELU (the GEMM's epilogue) */
+    EXPECT(run_case(g, NULL, 0, NULL, 0) == 2);
+    tl_graph_free(g);
+}
+
+/* ---- matmul epilogues (gemm groups) ---- */
+
+static int gelu_tanh(TlGraph *g, int x) {
+    TlGShape s = g->nodes[x].shape;
+    int inner = tl_g_mul(g, tl_g_const(g, 0.044715, TL_F32, s, L), tl_g_mul(g, x, tl_g_mul(g, x, x, L), L), L);
+    inner = tl_g_mul(g, tl_g_const(g, 0.7978845608, TL_F32, s, L), tl_g_add(g, x, inner, L), L);
+    return tl_g_mul(g, tl_g_mul(g, tl_g_const(g, 0.5, TL_F32, s, L), x, L),
+                    tl_g_add(g, tl_g_const(g, 1, TL_F32, s, L), tl_g_tanh(g, inner, L), L), L);
+}
+
+static int gelu_erf(TlGraph *g, int x) {
+    TlGShape s = g->nodes[x].shape;
+    int e = tl_g_unary(g, TL_GOP_ERF, tl_g_mul(g, x, tl_g_const(g, 0.7071067811865476, TL_F32, s, L), L), L);
+    return tl_g_mul(g, tl_g_mul(g, tl_g_const(g, 0.5, TL_F32, s, L), x, L), tl_g_add(g, tl_g_const(g, 1, TL_F32, s, L), e, L), L);
+}
+
+/* The fused lowering of g: kernels whose GEMM carries an epilogue. */
+static int epilogue_kernels(const TlGraph *g, int no_epilogue) {
+    char err[256];
+    TlLoopsOptions lo = {.fuse = 1, .no_epilogue = no_epilogue};
+    TlLProgram *lp = tl_loops_lower_opts(g, &lo, err, sizeof err);
+    EXPECTF(lp != NULL, "lower: %s", err);
+    if (!lp) return -1;
+    int n = 0;
+    for (int k = 0; k < lp->nkern; k++) n += lp->kern[k].gemm.on && lp->kern[k].gemm.has_epi;
+    tl_loops_free(lp);
+    return n;
+}
+
+/* A gemm case: the kernel count with the epilogue fused (and that count + the number of
+ * fused matmuls without), the GEMM path (run_case: fused == unfused bitwise, close to the
+ * interpreter, 1 == 2 threads bitwise) and the loop nests (no_gemm: the reference). */
+static void gemm_case(const TlGraph *g, const Bind *b, int nb, int kernels, int nepi) {
+    EXPECTF(epilogue_kernels(g, 0) == nepi, "%d GEMM epilogues, expected %d", epilogue_kernels(g, 0), nepi);
+    EXPECT(epilogue_kernels(g, 1) == 0);
+    int k = run_case(g, b, nb, NULL, 0);
+    EXPECTF(k == kernels, "%d kernels, expected %d", k, kernels);
+    case_no_gemm = 1;
+    EXPECT(run_case(g, b, nb, NULL, 0) == kernels);
+    case_no_gemm = 0;
+}
+
+/* y = gelu(x W + bias) + r: one kernel; odd sizes (partial tiles in m and n) */
+TEST(matmul_bias_gelu_residual_is_one_kernel) {
+    int64_t shapes[][3] = {{13, 37, 70}, {1, 5, 1}, {6, 64, 64}, {7, 600, 130}}; /* K 600: 3 k blocks */
+    for (int t = 0; t < 4; t++) {
+        int64_t M = shapes[t][0], K = shapes[t][1], N = shapes[t][2];
+        for (int form = 0; form < 2; form++) {
+            TlGraph *g = tl_graph_new();
+            int x = tl_g_input(g, "x", TL_F32, S(g, M, K), L);
+            int w = tl_g_param(g, "w", TL_F32, S(g, K, N), L);
+            int bias = tl_g_param(g, "bias", TL_F32, S(g, N), L);
+            int r = tl_g_input(g, "r", TL_F32, S(g, M, N), L);
+            int h = tl_g_broadcast_binary(g, TL_GOP_ADD, tl_g_contract(g, "ij,jk->ik", x, w, L), bias, L);
+            tl_graph_add_output(g, tl_g_add(g, form ? gelu_erf(g, h) : gelu_tanh(g, h), r, L));
+            gemm_case(g, NULL, 0, 1, 1);
+            tl_graph_free(g);
+        }
+    }
+}
+
+/* batched (bxz,bzy->bxy, a symbolic batch), transposed B (xz,yz->xy), m-last output
+ * (xz,zy->yx: A and B swap) and a merged M (btc,cd->btd), each with a scale and a
+ * broadcast operand in the epilogue */
+TEST(matmul_epilogue_layouts) {
+    TlGraph *g = tl_graph_new();
+    TlGDim d[3] = {tl_gdim_sym(g, "B"), tl_gdim_const(g, 9), tl_gdim_const(g, 21)};
+    int x = tl_g_input(g, "x", TL_F32, tl_gshape_dims(3, d), L);
+    TlGDim dw[3] = {tl_gdim_sym(g, "B"), tl_gdim_const(g, 21), tl_gdim_const(g, 67)};
+    int w = tl_g_input(g, "w", TL_F32, tl_gshape_dims(3, dw), L);
+    int s = tl_g_param(g, "s", TL_F32, S(g, 9, 1), L);
+    int h = tl_g_contract(g, "bxz,bzy->bxy", x, w, L);
+    h = tl_g_mul(g, tl_g_const(g, 0.125, TL_F32, g->nodes[h].shape, L), h, L);
+    tl_graph_add_output(g, tl_g_broadcast_binary(g, TL_GOP_SUB, h, s, L));
+    Bind b[] = {{"B", 3}};
+    gemm_case(g, b, 1, 1, 1);
+    tl_graph_free(g);
+
+    g = tl_graph_new();
+    x = tl_g_input(g, "x", TL_F32, S(g, 11, 40), L);
+    w = tl_g_param(g, "w", TL_F32, S(g, 70, 40), L);
+    int r = tl_g_input(g, "r", TL_F32, S(g, 11, 70), L);
+    tl_graph_add_output(g, tl_g_add(g, r, tl_g_contract(g, "xz,yz->xy", x, w, L), L));
+    gemm_case(g, NULL, 0, 1, 1);
+    tl_graph_free(g);
+
+    g = tl_graph_new();
+    x = tl_g_input(g, "x", TL_F32, S(g, 20, 33), L);
+    w = tl_g_param(g, "w", TL_F32, S(g, 33, 7), L);
+    int bias = tl_g_param(g, "bias", TL_F32, S(g, 20), L);
+    h = tl_g_contract(g, "xz,zy->yx", x, w, L);
+    tl_graph_add_output(g, tl_g_exp(g, tl_g_broadcast_binary(g, TL_GOP_ADD, h, bias, L), L));
+    gemm_case(g, NULL, 0, 1, 1);
+    tl_graph_free(g);
+
+    g = tl_graph_new();
+    x = tl_g_input(g, "x", TL_F32, S(g, 2, 5, 24), L);
+    w = tl_g_param(g, "w", TL_F32, S(g, 24, 18), L);
+    bias = tl_g_param(g, "bias", TL_F32, S(g, 18), L);
+    h = tl_g_broadcast_binary(g, TL_GOP_ADD, tl_g_contract(g, "btc,cd->btd", x, w, L), bias, L);
+    tl_graph_add_output(g, tl_g_unary(g, TL_GOP_TANH, h, L));
+    gemm_case(g, NULL, 0, 1, 1);
+    tl_graph_free(g);
+}
+
+/* where the sum is needed elsewhere too (the pre-activation for GELU's backward, a graph
+ * output) or not at the element's own index, the contraction (or the value after the part
+ * of the epilogue that is shared) is stored and its consumers read it */
+TEST(matmul_epilogue_boundaries) {
+    /* h = x W + bias is used by GELU and by a second consumer: h is the GEMM's root (bias
+     * fused), GELU and the other consumer read it: 3 kernels */
+    TlGraph *g = tl_graph_new();
+    int x = tl_g_input(g, "x", TL_F32, S(g, 10, 30), L);
+    int w = tl_g_param(g, "w", TL_F32, S(g, 30, 50), L);
+    int bias = tl_g_param(g, "bias", TL_F32, S(g, 50), L);
+    int h = tl_g_broadcast_binary(g, TL_GOP_ADD, tl_g_contract(g, "ij,jk->ik", x, w, L), bias, L);
+    tl_graph_add_output(g, gelu_tanh(g, h));
+    tl_graph_add_output(g, tl_g_sum(g, h, 1, 0, L));
+    gemm_case(g, NULL, 0, 3, 1);
+    tl_graph_free(g);
+
+    /* the contraction is an output: stored, no epilogue (2 kernels) */
+    g = tl_graph_new();
+    x = tl_g_input(g, "x", TL_F32, S(g, 10, 30), L);
+    w = tl_g_param(g, "w", TL_F32, S(g, 30, 50), L);
+    h = tl_g_contract(g, "ij,jk->ik", x, w, L);
+    tl_graph_add_output(g, h);
+    tl_graph_add_output(g, tl_g_exp(g, h, L));
+    gemm_case(g, NULL, 0, 2, 0);
+    tl_graph_free(g);
+
+    /* read at another index (a transpose of the product): not an epilogue (2 kernels) */
+    g = tl_graph_new();
+    x = tl_g_input(g, "x", TL_F32, S(g, 12, 30), L);
+    w = tl_g_param(g, "w", TL_F32, S(g, 30, 12), L);
+    h = tl_g_contract(g, "ij,jk->ik", x, w, L);
+    int perm[2] = {1, 0};
+    tl_graph_add_output(g, tl_g_add(g, h, tl_g_permute(g, h, perm, L), L));
+    gemm_case(g, NULL, 0, 2, 0);
+    tl_graph_free(g);
+
+    /* a reduction consumer (a row sum of the product) stays its own kernel */
+    g = tl_graph_new();
+    x = tl_g_input(g, "x", TL_F32, S(g, 12, 30), L);
+    w = tl_g_param(g, "w", TL_F32, S(g, 30, 20), L);
+    tl_graph_add_output(g, tl_g_sum(g, tl_g_exp(g, tl_g_contract(g, "ij,jk->ik", x, w, L), L), 2, 0, L));
+    gemm_case(g, NULL, 0, 2, 0);
     tl_graph_free(g);
 }
 
@@ -506,6 +659,9 @@ int main(void) {
     RUN(logsumexp_is_one_kernel);
     RUN(layer_norm_is_one_kernel);
     RUN(contraction_materializes_its_operands);
+    RUN(matmul_bias_gelu_residual_is_one_kernel);
+    RUN(matmul_epilogue_layouts);
+    RUN(matmul_epilogue_boundaries);
     RUN(shared_value_is_materialized);
     RUN(movement_is_index_remapping);
     RUN(storage_rounding_is_kept);

@@ -155,6 +155,11 @@ static void matmul_shapes(void) {
     gemm_case("xz,yz->xy", D(29, 41), D(45, 41), 0, 1);
     gemm_case("zx,zy->xy", D(41, 29), D(41, 45), 0, 1);
     gemm_case("zx,yz->xy", D(300, 17), D(33, 300), 0, 1);
+    /* more than one group of 8 A micro-panels packed together (a partial last group and
+     * panel), for each A layout, two k blocks */
+    gemm_case("zx,zy->xy", D(300, 101), D(300, 70), 0, 1);
+    gemm_case("xz,zy->xy", D(101, 300), D(300, 70), 0, 1);
+    gemm_case("bzx,bzy->bxy", D(2, 40, 53), D(2, 40, 20), 0, 1);
     gemm_case("xz,zy->yx", D(19, 23), D(23, 40), 0, 1);
     gemm_case("xz,yz->yx", D(19, 23), D(40, 23), 0, 1);
     /* batched, merged letters, vectors */
