@@ -22,6 +22,7 @@
 #define TL_NVPTX_H
 #include <stdint.h>
 
+#include "gpuprog.h"
 #include "graph.h"
 #include "interp.h"
 #include "loops.h"
@@ -50,6 +51,12 @@ typedef enum TlGpuLaunchKind {
     TL_GPU_LAUNCH_GEMM,   /* 2-D tiles of C: grid (ceil(n/BN), ceil(m/BM), batch) */
 } TlGpuLaunchKind;
 
+/* The plain-data description of a compiled Loop IR program (runtime/gpuprog.h): the PTX
+ * (for o's arch, sm_80 by default), every kernel's launch and parameters, the buffers and
+ * the host program. What `tlc build --target=cuda` embeds. NULL with a message in err. */
+TlGpuDesc *tl_nvptx_describe(const TlLProgram *lp, const TlNvptxOptions *o, const char *name, char *err, int errn);
+
+/* A graph compiled for the GPU: its description run by the runtime's executor. */
 typedef struct TlGpuProgram TlGpuProgram;
 
 TlGpuProgram *tl_gpu_compile(const TlGraph *g, const TlNvptxOptions *o, char *err, int errn);
@@ -58,6 +65,9 @@ TlGpuProgram *tl_gpu_compile_loops(const TlGraph *g, TlLProgram *lp, const TlNvp
 void tl_gpu_free(TlGpuProgram *p);
 const TlLProgram *tl_gpu_loops(const TlGpuProgram *p);
 const char *tl_gpu_ptx(const TlGpuProgram *p);
+const TlGpuDesc *tl_gpu_desc(const TlGpuProgram *p);
+/* The executor, for buffer-level use (resident training: tl_gpuexec_feed, _share). */
+TlGpuExec *tl_gpu_exec(TlGpuProgram *p);
 
 void tl_gpu_bind(TlGpuProgram *p, const char *sym, int64_t value);
 int tl_gpu_set(TlGpuProgram *p, int node, const double *values, int64_t n);
