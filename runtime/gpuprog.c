@@ -289,21 +289,21 @@ static int xerr(TlGpuExec *x, const char *fmt, ...) {
     return -1;
 }
 
-static int64_t heval(const TlGpuExec *x, int e) {
-    const TlGpuExpr *t = &x->d->ex[e];
+int64_t tl_gpudesc_eval(const TlGpuDesc *d, int e, const int64_t *syms, const int64_t *vars) {
+    const TlGpuExpr *t = &d->ex[e];
     switch (t->kind) {
     case TL_GPX_INT: return t->v;
-    case TL_GPX_SYM: return x->syms[t->v];
-    case TL_GPX_VAR: return x->vars[t->v];
-    case TL_GPX_SELECT: return heval(x, t->a) ? heval(x, t->b) : heval(x, t->c);
-    case TL_GPX_NEG: return -heval(x, t->a);
+    case TL_GPX_SYM: return syms[t->v];
+    case TL_GPX_VAR: return vars[t->v];
+    case TL_GPX_SELECT: return tl_gpudesc_eval(d, t->a, syms, vars) ? tl_gpudesc_eval(d, t->b, syms, vars) : tl_gpudesc_eval(d, t->c, syms, vars);
+    case TL_GPX_NEG: return -tl_gpudesc_eval(d, t->a, syms, vars);
     case TL_GPX_ABS: {
-        int64_t a = heval(x, t->a);
+        int64_t a = tl_gpudesc_eval(d, t->a, syms, vars);
         return a < 0 ? -a : a;
     }
     default: break;
     }
-    int64_t a = heval(x, t->a), b = heval(x, t->b);
+    int64_t a = tl_gpudesc_eval(d, t->a, syms, vars), b = tl_gpudesc_eval(d, t->b, syms, vars);
     switch (t->op) {
     case TL_GPO_ADD: return a + b;
     case TL_GPO_SUB: return a - b;
@@ -322,6 +322,8 @@ static int64_t heval(const TlGpuExec *x, int e) {
     default: return a || b;
     }
 }
+
+static int64_t heval(const TlGpuExec *x, int e) { return tl_gpudesc_eval(x->d, e, x->syms, x->vars); }
 
 TlGpuExec *tl_gpuexec_new(const TlGpuDesc *d, char *err, int errn) {
     if (tl_cuda_open(err, errn)) return NULL; /* fail fast: no driver or no GPU */

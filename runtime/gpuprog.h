@@ -109,6 +109,8 @@ typedef struct TlGpuDesc {
 
 /* Checks indices and expression references: 0, or -1 with a message. */
 int tl_gpudesc_check(const TlGpuDesc *d, char *err, int errn);
+/* Expression e with the dim symbols' and host loop variables' values. */
+int64_t tl_gpudesc_eval(const TlGpuDesc *d, int e, const int64_t *syms, const int64_t *vars);
 /* The description as bytes (malloc'd) and back (every field malloc'd; checked). */
 int tl_gpudesc_write(const TlGpuDesc *d, unsigned char **out, size_t *n);
 TlGpuDesc *tl_gpudesc_read(const unsigned char *blob, size_t n, char *err, int errn);
