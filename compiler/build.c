@@ -388,6 +388,7 @@ static const char GPU_MAIN[] =
     "        tl_args_free(a);\n"
     "        return 1;\n"
     "    }\n"
+    "    printf(\"GPU: %s\\n\", tl_cuda_device_name());\n"
     "    TlTrainerBackend be = tl_gputrain_backend(&c.gt);\n"
     "    int status = tl_trainer_run(&s, &be, a);\n"
     "    gpu_close(&c);\n"
