@@ -120,8 +120,8 @@ fi
 sample_args=(sample --ckpt "$w/cuda" --prompt "The " --tokens 40 --temperature 0)
 if run sample_cache "$dir/gpt_small_cuda" "${sample_args[@]}" && run sample_full "$dir/gpt_small_cuda" "${sample_args[@]}" --no-cache &&
    run sample_cpu "$dir/gpt_small_cpu" "${sample_args[@]}"; then
-  echo "# cuda (cache): $(head -c 44 "$w/sample_cache.log" | od -An -c | tr -s ' ' | head -c 300)"
-  echo "# cpu         : $(head -c 44 "$w/sample_cpu.log" | od -An -c | tr -s ' ' | head -c 300)"
+  echo "# cuda (cache): $(head -c 200 "$w/sample_cache.log" | tr '\n\t' '| ')"
+  echo "# cpu         : $(head -c 200 "$w/sample_cpu.log" | tr '\n\t' '| ')"
   if cmp -s "$w/sample_cache.log" "$w/sample_full.log"; then pass "device/sample_cached_equals_uncached"
   else fail "device/sample_cached_equals_uncached"; fi
   if cmp -s "$w/sample_cache.log" "$w/sample_cpu.log"; then echo "# greedy text: identical on CPU and GPU"
