@@ -81,6 +81,24 @@ static void graph_case_run(const char *name, int exact) {
         tl_gpudesc_write(r, &b2, &n2);
         EXPECTF(n1 == n2 && memcmp(b1, b2, n1) == 0, "round trip: %zu bytes, then %zu", n1, n2);
         EXPECT(strcmp(r->ptx, d->ptx) == 0 && strcmp(r->arch, "sm_80") == 0 && r->nsyms == d->nsyms);
+        /* field by field, so a field both writer and reader skip is caught too */
+        int same = r->nex == d->nex && r->nkern == d->nkern && r->nhost == d->nhost && r->nvars == d->nvars;
+        for (int i = 0; same && i < d->nex; i++) {
+            const TlGpuExpr *a = &d->ex[i], *c = &r->ex[i];
+            same = a->kind == c->kind && a->op == c->op && a->a == c->a && a->b == c->b && a->c == c->c && a->v == c->v;
+        }
+        for (int k = 0; same && k < d->nkern; k++) {
+            const TlGpuKernel *a = &d->kern[k], *c = &r->kern[k];
+            same = a->launch == c->launch && a->par_extent == c->par_extent && a->gemm_m == c->gemm_m && a->gemm_n == c->gemm_n &&
+                   a->gemm_batch == c->gemm_batch && a->nused == c->nused && !memcmp(a->used, c->used, sizeof *a->used * (size_t)a->nused);
+        }
+        for (int h = 0; same && h < d->nhost; h++) {
+            const TlGpuHostOp *a = &d->host[h], *c = &r->host[h];
+            same = a->kind == c->kind && a->kernel == c->kernel && a->dst == c->dst && a->src == c->src && a->dst_off == c->dst_off &&
+                   a->src_off == c->src_off && a->nbytes == c->nbytes && a->var == c->var && a->count == c->count &&
+                   a->reverse == c->reverse && a->body == c->body && a->next == c->next;
+        }
+        EXPECTF(same, "expressions, kernels or host ops differ after the round trip");
         for (int i = 0; i < d->nbuf; i++)
             EXPECTF(r->buf[i].kind == d->buf[i].kind && r->buf[i].elem == d->buf[i].elem && r->buf[i].ninit == d->buf[i].ninit &&
                         (!d->buf[i].init || memcmp(r->buf[i].init, d->buf[i].init, (size_t)(d->buf[i].ninit * d->buf[i].elem)) == 0),
