@@ -16,8 +16,11 @@
  * every dim symbol (i64), then the parallel extent n (i64). The parallel loop is spread
  * over the grid (a grid-stride loop over [0, n)); matmul contractions (TlLGemm) get a
  * shared-memory tiled SGEMM kernel, and row reductions a warp per row with shuffles
- * (docs/nvptx.md). Buffers live on the device; the host program (kernel launches in order,
- * copies, aliases, scan loops) runs on the CPU and launches on the default stream. */
+ * (docs/nvptx.md). tl_nvptx_describe turns a compiled program into plain data
+ * (runtime/gpuprog.h: PTX, launches, buffers, host program) that the runtime's executor
+ * runs: buffers live on the device; the host program (kernel launches in order, copies,
+ * aliases, scan loops) runs on the CPU and launches on the default stream. A TlGpuProgram
+ * is that executor over a graph's description. */
 #ifndef TL_NVPTX_H
 #define TL_NVPTX_H
 #include <stdint.h>
