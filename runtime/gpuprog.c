@@ -26,6 +26,8 @@ static int bad(char *err, int errn, const char *fmt, ...) {
 
 int tl_gpudesc_check(const TlGpuDesc *d, char *err, int errn) {
     if (d->block <= 0 || d->gemm_bm <= 0 || d->gemm_bn <= 0 || !d->ptx) return bad(err, errn, "%s: no PTX or launch sizes", d->name);
+    if (d->nsyms < 0 || d->nvars < 0 || d->nex < 0 || d->nbuf < 0 || d->nkern < 0 || d->nhost < 0)
+        return bad(err, errn, "%s: negative counts", d->name);
 #define EX_OK(e, opt) ((e) >= ((opt) ? -1 : 0) && (e) < d->nex)
     for (int i = 0; i < d->nex; i++) {
         const TlGpuExpr *e = &d->ex[i];
