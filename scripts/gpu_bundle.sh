@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# scripts/gpu_bundle.sh OUTDIR — builds what tests/gpu/device_train.sh runs on a GPU machine
+# scripts/gpu_bundle.sh OUTDIR [DATA] — builds what tests/gpu/device_train.sh runs on a GPU machine
 # (which needs no LLVM, no tlc, no make, no compiler there):
 #   gpt_small_cpu    examples/gpt/gpt.tl at D=64 L=2 H=4 T=64 B=8, CPU, logging every step
 #   gpt_small_cuda   the same program, --target=cuda
 #   gpt_cuda         the default GPT (D=256 L=4 H=4 T=128 B=16), --target=cuda
 #   lib/             the shared libraries they need beyond glibc (libcjson)
 #   device_train.sh  the script to run there
+#   data.txt         the training text: DATA (a file, or a directory whose text files are
+#                    concatenated), default the fortunes corpus gpt.tl trains on
+# There: bash OUTDIR/device_train.sh OUTDIR/data.txt OUTDIR
 # The CPU executable targets x86-64-v3 (AVX2, FMA), not this machine's CPU, so it runs on
 # whatever CPU the GPU machine has.
 set -eu
@@ -29,4 +32,9 @@ for exe in gpt_small_cpu gpt_small_cuda gpt_cuda; do
   done
 done
 cp tests/gpu/device_train.sh "$out/"
+data=${2:-/usr/share/games/fortunes}
+if [ -d "$data" ]; then
+  find "$data" -maxdepth 1 -type f ! -name '*.dat' ! -name '*.u8' | sort | xargs cat >"$out/data.txt"
+elif [ -f "$data" ]; then cp "$data" "$out/data.txt"
+else echo "gpu_bundle: no data at $data (give a text file as the second argument)" >&2; exit 1; fi
 echo "bundle in $out: $(ls "$out" | tr '\n' ' ')(lib: $(ls "$out/lib" | tr '\n' ' '))"

@@ -57,7 +57,7 @@ run() {  # name exe args... : stdout in NAME.log, stderr in NAME.err; prints the
   local name=$1; shift
   local t0 rc
   t0=$(date +%s.%N)
-  "$@" >"$w/$name.log" 2>"$w/$name.err"
+  timeout 600 "$@" >"$w/$name.log" 2>"$w/$name.err"
   rc=$?
   awk -v n="$name" -v a="$t0" -v b="$(date +%s.%N)" -v rc=$rc 'BEGIN { printf "# %-20s %6.1f s, status %d\n", n, b - a, rc }'
   [ $rc -eq 0 ] || tail -3 "$w/$name.log" "$w/$name.err"
@@ -136,5 +136,5 @@ if run big "$dir/gpt_cuda" --data "$data" --steps 50 --eval-every 1000 --checkpo
   pass "device/default_gpt_50_steps"
 else fail "device/default_gpt_50_steps"; fi
 
-echo "# $nfail failed; logs in $w"
+echo "# $nfail failed in ${SECONDS} s; logs in $w"
 exit $((nfail > 0))
