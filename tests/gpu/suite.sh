@@ -5,7 +5,8 @@
 # and leaves no file behind (tlc run --target=cuda likewise). Every kernel of its step,
 # eval, decode and full-window graphs (the PTX the build embeds) assembles with
 # `ptxas -arch=sm_80` and `-arch=sm_90`, for PTX generated for sm_80 and for sm_90.
-# The run on a real GPU is tests/gpu/device_train.sh.
+# A stand-in driver (tests/gpu/fakecuda.c) runs the host side of resident training and
+# checks what crosses the bus. The run on a real GPU is tests/gpu/device_train.sh.
 set -u
 cd "$(dirname "$0")/../.."
 TLC=${TLC:-${BUILD:-build}/tlc}
@@ -44,7 +45,7 @@ if [ -x "$exe" ]; then
 fi
 
 # no driver or no GPU: one line, status 1, nothing written
-printf 'hello tl\n%.0s' $(seq 200) >"$tmp/data.txt"
+printf 'hello tl\n%.0s' $(seq 3000) >"$tmp/data.txt"
 if [ $have_gpu = 1 ]; then
   echo "SKIP: gpu/no_gpu_one_line: libcuda.so.1 is installed here"
   echo "SKIP: gpu/tlc_run_no_gpu_one_line: libcuda.so.1 is installed here"
@@ -62,6 +63,74 @@ elif [ -x "$exe" ]; then
     echo "PASS: gpu/tlc_run_no_gpu_one_line"
   else
     echo "FAIL: gpu/tlc_run_no_gpu_one_line (status $rc)"; cat "$tmp/run.log"
+  fi
+fi
+
+# the host side on a stand-in driver (tests/gpu/fakecuda.c: device memory is host memory,
+# kernels launch as no-ops, every transfer logged): the resident training loop uploads the
+# params and optimizer state once, then per step only the batch and three scalars go up and
+# the loss and lr (4 bytes each) come down; the updates are fed back by swapping device
+# allocations (no device copies); params and state come down only for the checkpoints;
+# every kernel launches once per step / eval batch; the checkpoint holds what the device
+# holds; a checkpoint resumes.
+mkdir -p "$tmp/fake"
+if ! cc -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -shared -fPIC -o "$tmp/fake/libcuda.so.1" tests/gpu/fakecuda.c 2>"$tmp/fake.log"; then
+  echo "FAIL: gpu/fake_driver_builds"; cat "$tmp/fake.log"
+elif [ -x "$exe" ]; then
+  nk=$(sed -n 's/.*step \([0-9]*\) kernels, eval \([0-9]*\) kernels.*/\1 \2/p' "$tmp/build_sm_80.log")
+  fake() { LD_LIBRARY_PATH="$tmp/fake${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" TL_FAKECUDA_LOG="$1" "${@:2}"; }
+  (cd "$tmp" && fake "$tmp/fake/run.log" "$exe" --data "$tmp/data.txt" --steps 6 --eval-every 3 --checkpoint-every 3 \
+     --eval-batches 2 --out "$tmp/fk" >"$tmp/fk.log" 2>&1); rc=$?
+  batch=$((4 * 64 * 4))   # --batch 4 --seq 64 int32 ids
+  verdict=$(awk -v batch=$batch -v nk="$nk" '
+    BEGIN { split(nk, k, " "); seg = 0 }
+    $1 == "SYNC" { seg++; next }
+    $1 == "H2D" { if (seg == 0) { n0++; b0 += $2 } else if ($2 != batch && $2 != 4) bad_up++ }
+    $1 == "D2H" { if ($2 != 4) { ndown++; bdown += $2 } }
+    $1 == "D2D" { copies++ }
+    $1 == "LAUNCH" { launches++ }
+    END {
+      K = n0 - 5; P = b0 - 2 * batch - 12   # first upload: every param and state, the batch, 3 scalars
+      want_launch = 6 * k[1] + 4 * k[2]    # 6 steps, 2 evaluations of 2 batches
+      printf "%d params+states (%d bytes) up once; later uploads not batch/scalar: %d; downloads beyond 4 bytes: %d (%d bytes, 2 checkpoints want %d, %d bytes); device copies %d; launches %d of %d",
+             K, P, bad_up, ndown, bdown, 2 * K, 2 * P, copies, launches, want_launch
+      exit !(K > 0 && bad_up == 0 && ndown == 2 * K && bdown == 2 * P && copies == 0 && launches == want_launch && seg == 10) }' "$tmp/fake/run.log")
+  ok=$?
+  if [ $rc -eq 0 ] && [ $ok -eq 0 ] && grep -q "^GPU: fake GPU" "$tmp/fk.log" && [ -s "$tmp/fk/ckpt/ckpt-6.safetensors" ]; then
+    echo "PASS: gpu/resident_traffic ($verdict)"
+  else
+    echo "FAIL: gpu/resident_traffic (status $rc: $verdict)"; tail -3 "$tmp/fk.log"
+  fi
+  # the checkpoints hold what the device holds: each step's outputs swapped into its
+  # inputs. The stand-in's kernels compute nothing, so the allocations just alternate:
+  # after step 3 the params are the (zeroed) output buffers, after step 6 the initial
+  # values again (wte ~ normal(0, 0.02)); host copies or a missing swap give other patterns
+  zeros=$(python3 - "$tmp/fk/ckpt/ckpt-3.safetensors" "$tmp/fk/ckpt/ckpt-6.safetensors" <<'PY' 2>&1
+import json, struct, sys
+def wte(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    o = h["wte"]["data_offsets"]
+    return struct.unpack("<%df" % ((o[1] - o[0]) // 4), b[8 + n + o[0]:8 + n + o[1]])
+a, b = wte(sys.argv[1]), wte(sys.argv[2])
+print("yes" if a and all(x == 0 for x in a) and all(x != 0 for x in b) else
+      "no: step 3 has %d nonzero, step 6 %d of %d" % (sum(x != 0 for x in a), sum(x != 0 for x in b), len(b)))
+PY
+)
+  if [ "$zeros" = yes ]; then echo "PASS: gpu/checkpoint_from_device"
+  else echo "FAIL: gpu/checkpoint_from_device ($zeros)"; fi
+  (cd "$tmp" && fake "$tmp/fake/resume.log" "$exe" --data "$tmp/data.txt" --steps 6 --eval-every 3 --checkpoint-every 3 \
+     --eval-batches 2 --resume "$tmp/fk" --out "$tmp/fk" >"$tmp/fkr.log" 2>&1); rc=$?
+  if [ $rc -eq 0 ] && grep -q "resumed from .*ckpt-6" "$tmp/fkr.log"; then echo "PASS: gpu/resume_fake_driver"
+  else echo "FAIL: gpu/resume_fake_driver (status $rc)"; tail -3 "$tmp/fkr.log"; fi
+  # tlc run --target=cuda takes the same resident path
+  fake "$tmp/fake/tlc.log" "$TLC" run --target=cuda tests/train/tiny.tl -- --steps 5 --out "$tmp/tiny" >"$tmp/tiny.log" 2>&1; rc=$?
+  per_step=$(awk '$1 == "SYNC" { if (seg > 0 && n > m) m = n; seg++; n = 0 } $1 == "H2D" { if (seg == 0) first++; else n++ }
+                  END { printf "%d %d", first, m }' "$tmp/fake/tlc.log")
+  set -- $per_step
+  if [ $rc -eq 0 ] && [ "$1" -gt 5 ] && [ "$2" -le 5 ] && ! grep -q "^D2D" "$tmp/fake/tlc.log"; then
+    echo "PASS: gpu/tlc_run_resident ($1 uploads before the first step, at most $2 per later run)"
+  else
+    echo "FAIL: gpu/tlc_run_resident (status $rc, uploads $per_step)"; tail -3 "$tmp/tiny.log"
   fi
 fi
 
