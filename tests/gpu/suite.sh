@@ -122,6 +122,17 @@ PY
      --eval-batches 2 --resume "$tmp/fk" --out "$tmp/fk" >"$tmp/fkr.log" 2>&1); rc=$?
   if [ $rc -eq 0 ] && grep -q "resumed from .*ckpt-6" "$tmp/fkr.log"; then echo "PASS: gpu/resume_fake_driver"
   else echo "FAIL: gpu/resume_fake_driver (status $rc)"; tail -3 "$tmp/fkr.log"; fi
+  # sampling on the GPU: the decode (KV cache) and full-window programs, and beam search;
+  # the params go up once per program, then per token only the token, its position and the
+  # caches (decode), or the window (full)
+  sok=0
+  for mode in cache no-cache beam; do
+    case $mode in cache) extra=();; no-cache) extra=(--no-cache);; beam) extra=(--beam 2);; esac
+    fake "$tmp/fake/s_$mode.log" "$exe" sample --ckpt "$tmp/fk" --prompt "ab" --tokens 5 --temperature 0 "${extra[@]}"       >"$tmp/s_$mode.out" 2>"$tmp/s_$mode.err" && [ -s "$tmp/s_$mode.out" ] && grep -q "^LAUNCH" "$tmp/fake/s_$mode.log" && sok=$((sok + 1))
+  done
+  ups=$(awk '$1 == "SYNC" { runs++ } $1 == "H2D" { n++ } END { print n - 4 * runs }' "$tmp/fake/s_cache.log")
+  if [ $sok -eq 3 ] && [ "$ups" -eq 28 ]; then echo "PASS: gpu/sample_fake_driver (cached, uncached, beam; 28 params uploaded once)"
+  else echo "FAIL: gpu/sample_fake_driver ($sok of 3 ran; $ups uploads beyond 4 per token)"; cat "$tmp"/s_*.err | head -5; fi
   # tlc run --target=cuda takes the same resident path
   fake "$tmp/fake/tlc.log" "$TLC" run --target=cuda tests/train/tiny.tl -- --steps 5 --out "$tmp/tiny" >"$tmp/tiny.log" 2>&1; rc=$?
   per_step=$(awk '$1 == "SYNC" { if (seg > 0 && n > m) m = n; seg++; n = 0 } $1 == "H2D" { if (seg == 0) first++; else n++ }
