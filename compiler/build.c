@@ -10,7 +10,13 @@
  * checkpoint_every, seed, out, the data path, the optimizer's lr) are read when the program
  * runs; every other flag shapes the compiled graphs (sizes such as --dim or --seq), so its
  * value is fixed when the program is built (`tlc build FILE -o EXE -- --dim 128`) and the
- * program refuses a different one with a message saying so. */
+ * program refuses a different one with a message saying so.
+ *
+ * --target=cuda: the step, eval and sampling graphs become GPU program descriptions
+ * (runtime/gpuprog.h: PTX text, launches, buffers, host program) embedded in the generated
+ * C as bytes; the executable runs them through runtime/gputrain (params and optimizer
+ * state resident on the device) and runtime/cuda (the driver is dlopen'd), so it links
+ * neither LLVM nor CUDA. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,6 +30,7 @@
 #include "loops.h"
 #include "schedule_cache.h"
 #include "memplan.h"
+#include "nvptx/nvptx.h"
 #include "sample.h"
 #include "train.h"
 #include "trainer.h"
@@ -40,9 +47,42 @@ static void cstr(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-static int buf_of(const TlCpuProgram *cp, int node) {
-    const TlLProgram *lp = tl_cpu_loops(cp);
-    return node >= 0 ? lp->node_buf[node] : -1;
+static int buf_of(const TlLProgram *lp, int node) { return node >= 0 ? lp->node_buf[node] : -1; }
+
+/* --target=cuda: the Loop IR programs and their descriptions (NULL members for CPU builds). */
+typedef struct GpuBuild {
+    TlLProgram *step, *eval, *dec, *full;
+    TlGpuDesc *sd, *ed, *dd, *fd;
+} GpuBuild;
+
+/* bytes as a C string literal initializing `static const unsigned char name[]` (size n + 1:
+ * the literal's NUL); octal escapes (never greedy), '?' escaped (no trigraphs) */
+static void emit_blob(FILE *f, const char *name, const unsigned char *p, size_t n) {
+    fprintf(f, "static const unsigned char %s[%zu] =\n\"", name, n + 1);
+    int col = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned c = p[i];
+        if (c >= 32 && c < 127 && c != '"' && c != '\\' && c != '?') fputc((int)c, f), col++;
+        else fprintf(f, "\\%03o", c), col += 4;
+        if (col >= 120 || (c == '\n' && col >= 40)) fputs("\"\n\"", f), col = 0;
+    }
+    fputs("\";\n", f);
+}
+
+static int emit_gpu_desc(FILE *f, const TlGpuDesc *d, const char *name) {
+    unsigned char *b = NULL;
+    size_t n = 0;
+    if (tl_gpudesc_write(d, &b, &n) != 0) return -1;
+    emit_blob(f, name, b, n);
+    free(b);
+    return 0;
+}
+
+static void emit_i64s(FILE *f, const char *name, const int64_t *v, int n) {
+    fprintf(f, "static const int64_t %s[] = {", name);
+    for (int i = 0; i < n; i++) fprintf(f, "%s%lld", i ? "," : "", (long long)v[i]);
+    if (n == 0) fprintf(f, "0");
+    fprintf(f, "};\n");
 }
 
 /* The memory plan of a program whose dims are all constant (NULL otherwise): its TEMP and
@@ -124,14 +164,78 @@ static void emit_ints(FILE *f, const char *name, const int *v, int n) {
  * compiled to objects with the prefixes tl_dec_ and tl_full_, and runtime/sampler's loop. */
 typedef struct SampleBuild {
     const TlSamplePlan *p;
-    const TlCpuProgram *dec, *full;
+    const TlCpuProgram *dec, *full;   /* CPU builds */
+    const TlLProgram *dl, *fl;        /* their Loop IR (either target) */
+    const GpuBuild *gpu;              /* --target=cuda: the descriptions */
 } SampleBuild;
+
+/* The sampler's backend on the GPU (generated text): the decode and full programs'
+ * executors; params uploaded by setup, the KV caches passed through the host each token. */
+static const char GPU_SAMPLER[] =
+    "#include \"gpuprog.h\"\n"
+    "typedef struct SCtx { TlGpuDesc *dd, *fd; TlGpuExec *dx, *fx; int W, ready; int32_t pos; int32_t idx[SC]; float *flog; } SCtx;\n\n"
+    "static int s_fail(const TlGpuExec *x, char *err, size_t n) {\n"
+    "    snprintf(err, n, \"%s\", tl_gpuexec_error(x) ? tl_gpuexec_error(x) : \"GPU error\");\n"
+    "    return -1;\n"
+    "}\n\n"
+    "static int s_setup(void *c_, float **params, int W, char *err, size_t n) {\n"
+    "    SCtx *c = c_;\n"
+    "    static const int64_t zero = 0;\n"
+    "    if (!c->dx) {\n"
+    "        if (!(c->dd = tl_gpudesc_read(tl_dec_gpu, sizeof tl_dec_gpu - 1, err, (int)n)) ||\n"
+    "            !(c->fd = tl_gpudesc_read(tl_full_gpu, sizeof tl_full_gpu - 1, err, (int)n)) ||\n"
+    "            !(c->dx = tl_gpuexec_new(c->dd, err, (int)n)) || !(c->fx = tl_gpuexec_new(c->fd, err, (int)n))) return -1;\n"
+    "        c->flog = malloc(sizeof(float) * SC * SV);\n"
+    "        if (!c->flog) { snprintf(err, n, \"out of memory\"); return -1; }\n"
+    "    }\n"
+    "    if (c->ready && c->W != W) { snprintf(err, n, \"the beam width is fixed per run\"); return -1; }\n"
+    "    c->ready = 1;\n"
+    "    c->W = W;\n"
+    "    tl_gpuexec_bind(c->dx, \"B\", W);\n"
+    "    for (int i = 0; i < SNPARAMS; i++) {\n"
+    "        if (dec_param_in[i] >= 0 && tl_gpuexec_set(c->dx, dec_param_in[i], params[i], sparam_n[i])) return s_fail(c->dx, err, n);\n"
+    "        if (full_param_in[i] >= 0 && tl_gpuexec_set(c->fx, full_param_in[i], params[i], sparam_n[i])) return s_fail(c->fx, err, n);\n"
+    "    }\n"
+    "    if (DSEED >= 0 && tl_gpuexec_set(c->dx, DSEED, &zero, 1)) return s_fail(c->dx, err, n);\n"
+    "    if (FSEED >= 0 && tl_gpuexec_set(c->fx, FSEED, &zero, 1)) return s_fail(c->fx, err, n);\n"
+    "    return 0;\n"
+    "}\n\n"
+    "static int s_full(void *c_, const int32_t *idx, int len, float *logits, char *err, size_t n) {\n"
+    "    SCtx *c = c_;\n"
+    "    memset(c->idx, 0, sizeof c->idx);\n"
+    "    memcpy(c->idx, idx, sizeof(int32_t) * (size_t)len);\n"
+    "    if (tl_gpuexec_set(c->fx, FIDX, c->idx, SC) || tl_gpuexec_run(c->fx) ||\n"
+    "        tl_gpuexec_read(c->fx, FLOGITS, c->flog, (int64_t)len * SV)) return s_fail(c->fx, err, n);\n"
+    "    memcpy(logits, c->flog + (size_t)(len - 1) * SV, sizeof(float) * SV);\n"
+    "    return 0;\n"
+    "}\n\n"
+    "static int s_decode(void *c_, const int32_t *tok, int pos, float *kc, float *vc, float *logits, char *err, size_t n) {\n"
+    "    SCtx *c = c_;\n"
+    "    int64_t cn = (int64_t)CACHE1 * c->W;\n"
+    "    c->pos = pos;\n"
+    "    if (tl_gpuexec_set(c->dx, DTOK, tok, c->W) || tl_gpuexec_set(c->dx, DPOS, &c->pos, 1) ||\n"
+    "        tl_gpuexec_set(c->dx, DKC, kc, cn) || tl_gpuexec_set(c->dx, DVC, vc, cn) || tl_gpuexec_run(c->dx) ||\n"
+    "        tl_gpuexec_read(c->dx, DLOGITS, logits, (int64_t)SV * c->W) || tl_gpuexec_read(c->dx, DKC_OUT, kc, cn) ||\n"
+    "        tl_gpuexec_read(c->dx, DVC_OUT, vc, cn)) return s_fail(c->dx, err, n);\n"
+    "    return 0;\n"
+    "}\n\n"
+    "static int s_run(SCtx *c, const TlSamplerSpec *s, TlArgs *a) {\n"
+    "    TlSamplerBackend be = {c, s_setup, s_full, s_decode, NULL};\n"
+    "    int status = tl_sampler_main(s, &be, a);\n"
+    "    tl_gpuexec_free(c->dx); tl_gpuexec_free(c->fx); tl_gpudesc_free(c->dd); tl_gpudesc_free(c->fd); free(c->flog);\n"
+    "    return status;\n"
+    "}\n\n";
 
 static void emit_sample(FILE *f, const SampleBuild *sb, const char *file) {
     const TlSamplePlan *p = sb->p;
-    const TlLProgram *dl = tl_cpu_loops(sb->dec);
-    emit_desc(f, sb->dec, "tl_dec_", "decode");
-    emit_desc(f, sb->full, "tl_full_", "full");
+    const TlLProgram *dl = sb->dl;
+    if (sb->gpu) {
+        emit_gpu_desc(f, sb->gpu->dd, "tl_dec_gpu");
+        emit_gpu_desc(f, sb->gpu->fd, "tl_full_gpu");
+    } else {
+        emit_desc(f, sb->dec, "tl_dec_", "decode");
+        emit_desc(f, sb->full, "tl_full_", "full");
+    }
     fprintf(f, "#include \"sampler.h\"\nstatic const TlSamplerTensor sparams[] = {\n");
     for (int i = 0; i < p->nparams; i++) {
         fprintf(f, "    {");
@@ -143,8 +247,8 @@ static void emit_sample(FILE *f, const SampleBuild *sb, const char *file) {
     fprintf(f, "    {0}};\n");
     int *din = calloc((size_t)p->nparams + 1, sizeof(int)), *fin = calloc((size_t)p->nparams + 1, sizeof(int));
     for (int i = 0; i < p->nparams; i++) {
-        din[i] = buf_of(sb->dec, p->params[i].dec_node);
-        fin[i] = buf_of(sb->full, p->params[i].full_node);
+        din[i] = buf_of(sb->dl, p->params[i].dec_node);
+        fin[i] = buf_of(sb->fl, p->params[i].full_node);
     }
     emit_ints(f, "dec_param_in", din, p->nparams);
     emit_ints(f, "full_param_in", fin, p->nparams);
@@ -158,14 +262,24 @@ static void emit_sample(FILE *f, const SampleBuild *sb, const char *file) {
     fprintf(f, "enum { SNPARAMS = %d, SV = %lld, SC = %lld, CACHE1 = %lld, BSYM = %d };\n", p->nparams, (long long)p->V,
             (long long)p->C, (long long)cache1, bsym);
     fprintf(f, "enum { DTOK = %d, DPOS = %d, DKC = %d, DVC = %d, DSEED = %d, DLOGITS = %d, DKC_OUT = %d, DVC_OUT = %d };\n",
-            buf_of(sb->dec, p->dec_tok), buf_of(sb->dec, p->dec_pos), buf_of(sb->dec, p->dec_kc), buf_of(sb->dec, p->dec_vc),
-            p->dec_seed >= 0 ? buf_of(sb->dec, p->dec_seed) : -1, buf_of(sb->dec, p->dec->outputs[0]),
-            buf_of(sb->dec, p->dec->outputs[1]), buf_of(sb->dec, p->dec->outputs[2]));
-    fprintf(f, "enum { FIDX = %d, FSEED = %d, FLOGITS = %d };\n", buf_of(sb->full, p->full_idx),
-            p->full_seed >= 0 ? buf_of(sb->full, p->full_seed) : -1, buf_of(sb->full, p->full->outputs[0]));
+            buf_of(dl, p->dec_tok), buf_of(dl, p->dec_pos), buf_of(dl, p->dec_kc), buf_of(dl, p->dec_vc),
+            p->dec_seed >= 0 ? buf_of(dl, p->dec_seed) : -1, buf_of(dl, p->dec->outputs[0]), buf_of(dl, p->dec->outputs[1]),
+            buf_of(dl, p->dec->outputs[2]));
+    fprintf(f, "enum { FIDX = %d, FSEED = %d, FLOGITS = %d };\n", buf_of(sb->fl, p->full_idx),
+            p->full_seed >= 0 ? buf_of(sb->fl, p->full_seed) : -1, buf_of(sb->fl, p->full->outputs[0]));
     fprintf(f, "static const int64_t cache_shape[] = {");
     for (int i = 0; i < p->cache_rank; i++) fprintf(f, "%s%lld", i ? "," : "", (long long)p->cache_shape[i]);
     fprintf(f, "};\n\n");
+    if (sb->gpu) {
+        int64_t *pn = calloc((size_t)p->nparams + 1, sizeof(int64_t));
+        for (int i = 0; i < p->nparams; i++) {
+            pn[i] = 1;
+            for (int k = 0; k < p->params[i].rank; k++) pn[i] *= p->params[i].shape[k];
+        }
+        emit_i64s(f, "sparam_n", pn, p->nparams);
+        free(pn);
+        fputs(GPU_SAMPLER, f);
+    } else
     fputs(
         "typedef struct SCtx { TlRtProgram dec, full; TlPool *pool; int W, ready; int32_t pos; int32_t idx[SC]; } SCtx;\n\n"
         "static int s_setup(void *c_, float **params, int W, char *err, size_t n) {\n"
@@ -211,6 +325,14 @@ static void emit_sample(FILE *f, const SampleBuild *sb, const char *file) {
         "    tl_pool_destroy(c->pool);\n"
         "    c->pool = tl_pool_create(n);\n"
         "    c->dec.pool = c->full.pool = c->pool;\n"
+        "}\n\n"
+        "static int s_run(SCtx *c, const TlSamplerSpec *s, TlArgs *a) {\n"
+        "    c->pool = tl_pool_create(0);\n"
+        "    TlSamplerBackend be = {c, s_setup, s_full, s_decode, s_threads};\n"
+        "    int status = tl_sampler_main(s, &be, a);\n"
+        "    if (c->ready) { tl_rt_program_free(&c->dec); tl_rt_program_free(&c->full); }\n"
+        "    tl_pool_destroy(c->pool);\n"
+        "    return status;\n"
         "}\n\n",
         f);
     char summary[512];
@@ -229,40 +351,91 @@ static void emit_sample(FILE *f, const SampleBuild *sb, const char *file) {
           "    s.cache_rank = (int)(sizeof cache_shape / sizeof cache_shape[0]);\n"
           "    memcpy(s.cache_shape, cache_shape, sizeof cache_shape);\n"
           "    static SCtx c;\n"
-          "    c.pool = tl_pool_create(0);\n"
-          "    TlSamplerBackend be = {&c, s_setup, s_full, s_decode, s_threads};\n"
-          "    int status = tl_sampler_main(&s, &be, a);\n"
-          "    if (c.ready) { tl_rt_program_free(&c.dec); tl_rt_program_free(&c.full); }\n"
-          "    tl_pool_destroy(c.pool);\n"
+          "    int status = s_run(&c, &s, a);\n"
           "    tl_args_free(a);\n"
           "    return status;\n"
           "}\n\n",
           f);
 }
 
+/* The training backend of a --target=cuda executable (generated text): the step and eval
+ * descriptions' executors under runtime/gputrain. */
+static const char GPU_BACKEND[] =
+    "typedef struct Ctx { TlGpuDesc *sd, *ed; TlGpuExec *sx, *ex; TlGpuTrain gt; } Ctx;\n\n"
+    "static int gpu_open(Ctx *c, double steps, char *err, size_t n) {\n"
+    "    if (!(c->sd = tl_gpudesc_read(tl_step_gpu, sizeof tl_step_gpu - 1, err, (int)n)) ||\n"
+    "        !(c->ed = tl_gpudesc_read(tl_eval_gpu, sizeof tl_eval_gpu - 1, err, (int)n)) ||\n"
+    "        !(c->sx = tl_gpuexec_new(c->sd, err, (int)n)) || !(c->ex = tl_gpuexec_new(c->ed, err, (int)n))) return -1;\n"
+    "    TlGpuTrainMap m = {.x = X, .y = Y, .step = STEP, .lr = LR, .steps = STEPS, .seed = SEED, .loss = LOSS,\n"
+    "                       .lr_out = LR_OUT, .ex = EX, .ey = EY, .eseed = ESEED, .eloss = ELOSS, .nparams = NPARAMS,\n"
+    "                       .nstates = NSTATES, .param_in = param_in, .param_out = param_out, .state_in = state_in,\n"
+    "                       .state_out = state_out, .eval_param_in = eval_param_in, .pn = param_n, .sn = state_n,\n"
+    "                       .B = B, .T = T, .accum = ACC};\n"
+    "    return tl_gputrain_init(&c->gt, c->sx, c->ex, &m, steps, err, n);\n"
+    "}\n\n"
+    "static void gpu_close(Ctx *c) {\n"
+    "    tl_gputrain_free(&c->gt);\n"
+    "    tl_gpuexec_free(c->sx); tl_gpuexec_free(c->ex); tl_gpudesc_free(c->sd); tl_gpudesc_free(c->ed);\n"
+    "}\n\n";
+
+/* main()'s end in a --target=cuda executable: no GPU, one line and exit status 1, before
+ * the trainer creates anything. */
+static const char GPU_MAIN[] =
+    "    Ctx c = {0};\n"
+    "    if (gpu_open(&c, (double)s.steps, err, sizeof err) != 0) {\n"
+    "        fprintf(stderr, \"%s: this program trains on an NVIDIA GPU: %s\\n\", argv[0], err);\n"
+    "        gpu_close(&c);\n"
+    "        tl_args_free(a);\n"
+    "        return 1;\n"
+    "    }\n"
+    "    printf(\"GPU: %s\\n\", tl_cuda_device_name());\n"
+    "    TlTrainerBackend be = tl_gputrain_backend(&c.gt);\n"
+    "    int status = tl_trainer_run(&s, &be, a);\n"
+    "    gpu_close(&c);\n"
+    "    tl_args_free(a);\n"
+    "    return status;\n"
+    "}\n";
+
 /* The generated program: tables, the compiled backend and main(). */
 static int emit_main(const char *path, const TlTrainPlan *p, const TlTrainerSpec *spec, const TlCpuProgram *step,
-                     const TlCpuProgram *eval, const TlArgs *args, const char *file, const SampleBuild *sb) {
+                     const TlCpuProgram *eval, const GpuBuild *gpu, const TlArgs *args, const char *file,
+                     const SampleBuild *sb) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
+    const TlLProgram *sl = gpu ? gpu->step : tl_cpu_loops(step), *el = gpu ? gpu->eval : tl_cpu_loops(eval);
     fprintf(f, "/* Generated by tlc build from %s: the program's description for the runtime. */\n", file);
     fprintf(f, "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include \"args.h\"\n"
-               "#include \"compiled.h\"\n#include \"trainer.h\"\n\n");
-    emit_desc(f, step, "tl_step_", "step");
-    emit_desc(f, eval, "tl_eval_", "eval");
+               "#include \"compiled.h\"\n#include \"trainer.h\"\n%s\n",
+            gpu ? "#include \"gpuprog.h\"\n#include \"gputrain.h\"\n" : "");
+    if (gpu) {
+        emit_gpu_desc(f, gpu->sd, "tl_step_gpu");
+        emit_gpu_desc(f, gpu->ed, "tl_eval_gpu");
+        int64_t *n = calloc((size_t)(spec->nparams + spec->nstates) + 1, sizeof(int64_t));
+        for (int i = 0; i < spec->nparams + spec->nstates; i++) {
+            const TlTrainerTensor *t = i < spec->nparams ? &spec->params[i] : &spec->states[i - spec->nparams];
+            n[i] = 1;
+            for (int k = 0; k < t->rank; k++) n[i] *= t->shape[k];
+        }
+        emit_i64s(f, "param_n", n, spec->nparams);
+        emit_i64s(f, "state_n", n + spec->nparams, spec->nstates);
+        free(n);
+    } else {
+        emit_desc(f, step, "tl_step_", "step");
+        emit_desc(f, eval, "tl_eval_", "eval");
+    }
     emit_tensors(f, "params", spec->params, spec->nparams);
     emit_tensors(f, "states", spec->states, spec->nstates);
     int *pin = calloc((size_t)p->nparams + 1, sizeof(int)), *pout = calloc((size_t)p->nparams + 1, sizeof(int));
     int *sin = calloc((size_t)p->nstates + 1, sizeof(int)), *sout = calloc((size_t)p->nstates + 1, sizeof(int));
     int *epin = calloc((size_t)p->nparams + 1, sizeof(int));
     for (int i = 0; i < p->nparams; i++) {
-        pin[i] = buf_of(step, p->params[i].node);
-        pout[i] = p->param_out[i] >= 0 ? buf_of(step, p->step->outputs[p->param_out[i]]) : -1;
-        epin[i] = buf_of(eval, tl_graph_find(p->eval, TL_GOP_PARAM, p->params[i].name));
+        pin[i] = buf_of(sl, p->params[i].node);
+        pout[i] = p->param_out[i] >= 0 ? buf_of(sl, p->step->outputs[p->param_out[i]]) : -1;
+        epin[i] = buf_of(el, tl_graph_find(p->eval, TL_GOP_PARAM, p->params[i].name));
     }
     for (int i = 0; i < p->nstates; i++) {
-        sin[i] = buf_of(step, p->states[i].input);
-        sout[i] = buf_of(step, p->step->outputs[p->state_out[i]]);
+        sin[i] = buf_of(sl, p->states[i].input);
+        sout[i] = buf_of(sl, p->step->outputs[p->state_out[i]]);
     }
     emit_ints(f, "param_in", pin, p->nparams);
     emit_ints(f, "param_out", pout, p->nparams);
@@ -277,13 +450,14 @@ static int emit_main(const char *path, const TlTrainPlan *p, const TlTrainerSpec
     fprintf(f, "enum { NPARAMS = %d, NSTATES = %d, B = %lld, T = %lld, ACC = %lld };\n", p->nparams, p->nstates,
             (long long)p->B, (long long)p->T, (long long)p->accum);
     fprintf(f, "enum { X = %d, Y = %d, STEP = %d, LR = %d, STEPS = %d, SEED = %d, LOSS = %d, LR_OUT = %d };\n",
-            buf_of(step, p->x), buf_of(step, p->y), buf_of(step, p->stepnum), buf_of(step, p->lr_in), buf_of(step, p->steps_in),
-            p->seed_in >= 0 ? buf_of(step, p->seed_in) : -1, buf_of(step, p->step->outputs[p->loss_out]),
-            buf_of(step, p->step->outputs[p->lr_out]));
-    fprintf(f, "enum { EX = %d, EY = %d, ESEED = %d, ELOSS = %d };\n\n", buf_of(eval, p->ex), buf_of(eval, p->ey),
-            p->eseed >= 0 ? buf_of(eval, p->eseed) : -1, buf_of(eval, p->eval->outputs[0]));
+            buf_of(sl, p->x), buf_of(sl, p->y), buf_of(sl, p->stepnum), buf_of(sl, p->lr_in), buf_of(sl, p->steps_in),
+            p->seed_in >= 0 ? buf_of(sl, p->seed_in) : -1, buf_of(sl, p->step->outputs[p->loss_out]),
+            buf_of(sl, p->step->outputs[p->lr_out]));
+    fprintf(f, "enum { EX = %d, EY = %d, ESEED = %d, ELOSS = %d };\n\n", buf_of(el, p->ex), buf_of(el, p->ey),
+            p->eseed >= 0 ? buf_of(el, p->eseed) : -1, buf_of(el, p->eval->outputs[0]));
     /* the backend over the two compiled programs */
-    fputs(
+    if (gpu) fputs(GPU_BACKEND, f);
+    else fputs(
         "typedef struct Ctx { TlRtProgram step, eval; TlPool *pool; float stepnum, lr, steps; int64_t seed;\n"
         "                     int32_t *x, *y; } Ctx;\n\n"
         "static int step_fn(void *c_, const int32_t *x, const int32_t *y, int64_t step, int64_t seed, double lr,\n"
@@ -411,8 +585,13 @@ static int emit_main(const char *path, const TlTrainPlan *p, const TlTrainerSpec
     }
     fputs("    s.val_frac = 0.1;\n"
           "    s.B = B; s.T = T; s.accum = ACC;\n"
-          "    s.params = params; s.nparams = NPARAMS; s.states = states; s.nstates = NSTATES;\n"
-          "    Ctx c = {0};\n"
+          "    s.params = params; s.nparams = NPARAMS; s.states = states; s.nstates = NSTATES;\n", f);
+    if (gpu) {
+        fprintf(f, "    s.backend = \"GPU\";\n");
+        fputs(GPU_MAIN, f);
+        return fclose(f) == 0 ? 0 : -1;
+    }
+    fputs("    Ctx c = {0};\n"
           "    c.pool = tl_pool_create(0);\n"
           "    c.steps = (float)s.steps;\n"
           "    c.x = calloc(ACC * B * T, sizeof(int32_t)); c.y = calloc(ACC * B * T, sizeof(int32_t));\n"
@@ -451,8 +630,37 @@ static int run_cmd(const char *cmd) {
     return r == 0 ? 0 : -1;
 }
 
-int tl_build_main(TlProgram *prog, const char *train_name, const char *out, const char *cpu, int argc, char **argv,
-                  const char *file) {
+/* A file holding text (the PTX beside a kept build). */
+static int write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs(text, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* --target=cuda: the graph's Loop IR and its description; -1 after a message. */
+static int gpu_program(const TlGraph *g, const char *what, const char *arch, const char *tmp, TlLProgram **lp, TlGpuDesc **d) {
+    char err[1024], path[4200];
+    TlNvptxOptions no = {.arch = arch, .opt_level = 3};
+    *lp = tl_loops_lower(g, err, sizeof err);
+    *d = *lp ? tl_nvptx_describe(*lp, &no, what, err, sizeof err) : NULL;
+    if (!*d) {
+        fprintf(stderr, "tlc: build: --target=cuda: the %s graph: %s\n", what, err);
+        return -1;
+    }
+    snprintf(path, sizeof path, "%s/%s.ptx", tmp, what);
+    if (write_text(path, (*d)->ptx) != 0) {
+        fprintf(stderr, "tlc: build: cannot write %s\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+int tl_build_main(TlProgram *prog, const char *train_name, const char *out, const TlBuildOptions *bo, int argc,
+                  char **argv, const char *file) {
+    const char *cpu = bo->cpu;
+    int cuda = bo->target && strcmp(bo->target, "cuda") == 0;
+    const char *arch = bo->gpu_arch && bo->gpu_arch[0] ? bo->gpu_arch : "sm_80";
     TlNode *train = tl_train_find(prog, train_name);
     if (!train) {
         fprintf(stderr, "tlc: build: %s\n", train_name ? "no train block of that name" : "the file has no train block (or several: pick one with --train)");
@@ -484,6 +692,7 @@ int tl_build_main(TlProgram *prog, const char *train_name, const char *out, cons
     TlCpuProgram *step = NULL, *eval = NULL;
     TlSamplePlan *sp = NULL; /* `prog sample`, when the model has a decode method */
     SampleBuild sb = {0};
+    GpuBuild gb = {0};
     char sobjs[8600] = "";
     char tmp[] = "/tmp/tlc-build-XXXXXX";
     int have_tmp = 0;
@@ -494,32 +703,47 @@ int tl_build_main(TlProgram *prog, const char *train_name, const char *out, cons
         goto done;
     }
     TlCpuOptions co = {.cpu = cpu, .opt_level = 3};
-    int nc1 = 0, nc2 = 0;
-    step = tl_cpu_compile_cached(p->step, &co, &nc1, err, sizeof err);
-    eval = step ? tl_cpu_compile_cached(p->eval, &co, &nc2, err, sizeof err) : NULL;
-    if (nc1 + nc2) printf("using %d tuned kernel schedules from the tuning cache\n", nc1 + nc2);
-    if (!step || !eval) {
-        fprintf(stderr, "tlc: build: %s\n", err);
-        goto done;
-    }
     if (!mkdtemp(tmp)) {
         fprintf(stderr, "tlc: build: cannot make a temporary directory: %s\n", strerror(errno));
         goto done;
     }
     have_tmp = 1;
-    char so[4200], eo[4200], mc[4200], cmd[40000], dir[4096];
+    char so[4200], eo[4200], mc[4200], cmd[40000], dir[4096], objs[8500] = "";
     snprintf(so, sizeof so, "%s/step.o", tmp);
     snprintf(eo, sizeof eo, "%s/eval.o", tmp);
     snprintf(mc, sizeof mc, "%s/main.c", tmp);
-    if (tl_cpu_emit_object_as(step, so, "tl_step_", err, sizeof err) != 0 ||
-        tl_cpu_emit_object_as(eval, eo, "tl_eval_", err, sizeof err) != 0) {
-        fprintf(stderr, "tlc: build: %s\n", err);
-        goto done;
+    if (cuda) {
+        if (gpu_program(p->step, "step", arch, tmp, &gb.step, &gb.sd) != 0 ||
+            gpu_program(p->eval, "eval", arch, tmp, &gb.eval, &gb.ed) != 0)
+            goto done;
+    } else {
+        int nc1 = 0, nc2 = 0;
+        step = tl_cpu_compile_cached(p->step, &co, &nc1, err, sizeof err);
+        eval = step ? tl_cpu_compile_cached(p->eval, &co, &nc2, err, sizeof err) : NULL;
+        if (nc1 + nc2) printf("using %d tuned kernel schedules from the tuning cache\n", nc1 + nc2);
+        if (!step || !eval) {
+            fprintf(stderr, "tlc: build: %s\n", err);
+            goto done;
+        }
+        if (tl_cpu_emit_object_as(step, so, "tl_step_", err, sizeof err) != 0 ||
+            tl_cpu_emit_object_as(eval, eo, "tl_eval_", err, sizeof err) != 0) {
+            fprintf(stderr, "tlc: build: %s\n", err);
+            goto done;
+        }
+        snprintf(objs, sizeof objs, "'%s' '%s'", so, eo);
     }
     if (tl_sample_available(prog, train, args)) {
         sp = tl_sample_plan(prog, train, args);
         if (!sp) goto done;
         sb.p = sp;
+        if (cuda) {
+            if (gpu_program(sp->dec, "decode", arch, tmp, &gb.dec, &gb.dd) != 0 ||
+                gpu_program(sp->full, "full", arch, tmp, &gb.full, &gb.fd) != 0)
+                goto done;
+            sb.dl = gb.dec, sb.fl = gb.full, sb.gpu = &gb;
+        }
+    }
+    if (sp && !cuda) {
         sb.dec = tl_cpu_compile(sp->dec, &co, err, sizeof err);
         sb.full = sb.dec ? tl_cpu_compile(sp->full, &co, err, sizeof err) : NULL;
         char dobj[4200], fobj[4200];
@@ -531,8 +755,9 @@ int tl_build_main(TlProgram *prog, const char *train_name, const char *out, cons
             goto done;
         }
         snprintf(sobjs, sizeof sobjs, "'%s' '%s'", dobj, fobj);
+        sb.dl = tl_cpu_loops(sb.dec), sb.fl = tl_cpu_loops(sb.full);
     }
-    if (emit_main(mc, p, &spec, step, eval, args, file, sp ? &sb : NULL) != 0) {
+    if (emit_main(mc, p, &spec, step, eval, cuda ? &gb : NULL, args, file, sp ? &sb : NULL) != 0) {
         fprintf(stderr, "tlc: build: cannot write %s\n", mc);
         goto done;
     }
@@ -557,8 +782,8 @@ int tl_build_main(TlProgram *prog, const char *train_name, const char *out, cons
     /* link into a temporary name and rename, so a failed build never leaves a broken file */
     char tmpexe[4300];
     snprintf(tmpexe, sizeof tmpexe, "%s/a.out", tmp);
-    snprintf(cmd, sizeof cmd, "%s -std=c11 -O2 -D_GNU_SOURCE -I'%s' -o '%s' '%s' '%s' '%s' %s '%s' -lcjson -lpcre2-8 -lutf8proc -lm -lpthread",
-             cc, inc, tmpexe, mc, so, eo, sobjs, lib);
+    snprintf(cmd, sizeof cmd, "%s -std=c11 -O2 -D_GNU_SOURCE -I'%s' -o '%s' '%s' %s %s '%s' -lcjson -lpcre2-8 -lutf8proc -lm -lpthread",
+             cc, inc, tmpexe, mc, objs, sobjs, lib);
     if (run_cmd(cmd) != 0) {
         fprintf(stderr, "tlc: build: compiling and linking failed: %s\n", cmd);
         goto done;
@@ -568,8 +793,12 @@ int tl_build_main(TlProgram *prog, const char *train_name, const char *out, cons
         fprintf(stderr, "tlc: build: cannot write %s\n", out);
         goto done;
     }
-    printf("built %s: train block '%s', %d params, step %d kernels, eval %d kernels\n", out, p->name, p->nparams,
-           tl_cpu_loops(step)->nkern, tl_cpu_loops(eval)->nkern);
+    if (cuda)
+        printf("built %s: train block '%s', %d params, step %d kernels, eval %d kernels%s, on the GPU (PTX for %s)\n", out,
+               p->name, p->nparams, gb.sd->nkern, gb.ed->nkern, sp ? ", sampling" : "", arch);
+    else
+        printf("built %s: train block '%s', %d params, step %d kernels, eval %d kernels\n", out, p->name, p->nparams,
+               tl_cpu_loops(step)->nkern, tl_cpu_loops(eval)->nkern);
     status = 0;
 done:
     if (have_tmp && !getenv("TL_KEEP_BUILD")) {
@@ -578,6 +807,8 @@ done:
     } else if (have_tmp) {
         fprintf(stderr, "tlc: build: kept %s\n", tmp);
     }
+    tl_gpudesc_free(gb.sd), tl_gpudesc_free(gb.ed), tl_gpudesc_free(gb.dd), tl_gpudesc_free(gb.fd);
+    tl_loops_free(gb.step), tl_loops_free(gb.eval), tl_loops_free(gb.dec), tl_loops_free(gb.full);
     if (sb.dec) tl_cpu_free((TlCpuProgram *)sb.dec);
     if (sb.full) tl_cpu_free((TlCpuProgram *)sb.full);
     tl_sample_plan_free(sp);

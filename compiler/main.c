@@ -491,10 +491,6 @@ static int cmd_run(TlcOptions *o) {
 
 static int cmd_build(TlcOptions *o) {
     if (o->nfiles != 1) usage_error("build: needs exactly one .tl file (usage: tlc build FILE -o EXE [-- FLAGS])");
-    if (o->target && strcmp(o->target, "cpu") != 0) {
-        fprintf(stderr, "tlc: build: --target=%s is not implemented yet (cpu only)\n", o->target);
-        return EXIT_USAGE;
-    }
     TlProgram *prog = tl_sema_check_file(o->files[0], &o->sema);
     if (tl_diag_error_count()) {
         print_error_summary();
@@ -506,7 +502,8 @@ static int cmd_build(TlcOptions *o) {
     argv[argc++] = (char *)"tlc build";
     for (int i = 0; i < o->nrest && argc < 1023; i++) argv[argc++] = (char *)o->rest[i];
     argv[argc] = NULL;
-    int status = tl_build_main(prog, o->train, o->output, o->cpu, argc, argv, o->files[0]);
+    TlBuildOptions bo = {.cpu = o->cpu, .target = o->target, .gpu_arch = o->gpu_arch};
+    int status = tl_build_main(prog, o->train, o->output, &bo, argc, argv, o->files[0]);
     if (tl_diag_error_count()) print_error_summary();
     tl_program_free(prog);
     return status;

@@ -1,6 +1,7 @@
 /* train.c — `tlc run`: a train block's plan (lower_train.c) run by the training loop of the
- * runtime (runtime/trainer.h), with the step in the reference interpreter (--interp) or in
- * JIT-compiled CPU code. */
+ * runtime (runtime/trainer.h), with the step in the reference interpreter (--interp), in
+ * JIT-compiled CPU code, or on the GPU (--target=cuda: runtime/gputrain.h, the params and
+ * optimizer state resident on the device). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "cpu/cpu.h"
 #include "nvptx/nvptx.h"
 #include "diag.h"
+#include "gputrain.h"
 #include "interp.h"
 #include "schedule_cache.h"
 #include "tokdecl.h"
@@ -50,19 +52,16 @@ static void ex_free(Exec *e) {
     if (e->it) tl_interp_free(e->it);
     if (e->cp) tl_cpu_free(e->cp);
 }
+/* (the GPU executor is driven by runtime/gputrain, not through these) */
 static int ex_set_raw(Exec *e, int node, const void *data, int64_t n) {
-    if (e->gp) return tl_gpu_set_raw(e->gp, node, data, n);
     return e->it ? tl_interp_set_raw(e->it, node, data, n) : tl_cpu_set_raw(e->cp, node, data, n);
 }
 static int ex_set(Exec *e, int node, const double *v, int64_t n) {
-    if (e->gp) return tl_gpu_set(e->gp, node, v, n);
     return e->it ? tl_interp_set(e->it, node, v, n) : tl_cpu_set(e->cp, node, v, n);
 }
-static int ex_run(Exec *e) { return e->gp ? tl_gpu_run(e->gp) : e->it ? tl_interp_run(e->it) : tl_cpu_run(e->cp); }
-static const char *ex_error(Exec *e) { return e->gp ? tl_gpu_error(e->gp) : e->it ? tl_interp_error(e->it) : tl_cpu_error(e->cp); }
-static const TlTensor *ex_output(Exec *e, int k) {
-    return e->gp ? tl_gpu_output(e->gp, k) : e->it ? tl_interp_output(e->it, k) : tl_cpu_output(e->cp, k);
-}
+static int ex_run(Exec *e) { return e->it ? tl_interp_run(e->it) : tl_cpu_run(e->cp); }
+static const char *ex_error(Exec *e) { return e->it ? tl_interp_error(e->it) : tl_cpu_error(e->cp); }
+static const TlTensor *ex_output(Exec *e, int k) { return e->it ? tl_interp_output(e->it, k) : tl_cpu_output(e->cp, k); }
 
 
 /* The step and eval graphs of a plan as a trainer backend. */
@@ -72,6 +71,7 @@ typedef struct GraphBackend {
     int64_t *pn, *sn; /* element counts of params and states */
     double steps;     /* the run's step count (the schedule's horizon) */
     TlTokenizer *tok; /* the data pipeline's tokenizer; NULL: bytes */
+    int *maps;        /* GPU: the buffer maps of gpu_backend */
 } GraphBackend;
 
 static int gb_tokenize(void *ctx, const uint8_t *text, size_t n, int32_t **ids, int64_t *nids, char *err, size_t errlen) {
@@ -131,6 +131,35 @@ static int gb_eval(void *ctx, const int32_t *x, const int32_t *y, float **params
         return -1;
     }
     *loss = tl_tensor_get(ex_output(e, 0), 0);
+    return 0;
+}
+
+/* --target=cuda: the plan's inputs and outputs as buffers of the two GPU programs, and the
+ * resident backend over them (runtime/gputrain.h). */
+static int gpu_backend(GraphBackend *b, TlGpuTrain *gt, char *err, size_t errlen) {
+    const TlTrainPlan *p = b->p;
+    const int *sb = tl_gpu_loops(b->step.gp)->node_buf, *eb = tl_gpu_loops(b->eval.gp)->node_buf;
+#define SB(node) ((node) >= 0 ? sb[node] : -1)
+    int np = p->nparams, ns = p->nstates;
+    int *m = b->maps = calloc((size_t)(3 * np + 2 * ns) + 1, sizeof(int));
+    if (!m) abort();
+    int *pin = m, *pout = m + np, *epin = m + 2 * np, *sin = m + 3 * np, *sout = m + 3 * np + ns;
+    for (int i = 0; i < np; i++) {
+        pin[i] = SB(p->params[i].node);
+        pout[i] = p->param_out[i] >= 0 ? SB(p->step->outputs[p->param_out[i]]) : -1;
+        int en = tl_graph_find(p->eval, TL_GOP_PARAM, p->params[i].name);
+        epin[i] = en >= 0 ? eb[en] : -1;
+    }
+    for (int i = 0; i < ns; i++) sin[i] = SB(p->states[i].input), sout[i] = SB(p->step->outputs[p->state_out[i]]);
+    TlGpuTrainMap map = {
+        .x = SB(p->x), .y = SB(p->y), .step = SB(p->stepnum), .lr = SB(p->lr_in), .steps = SB(p->steps_in),
+        .seed = SB(p->seed_in), .loss = SB(p->step->outputs[p->loss_out]), .lr_out = SB(p->step->outputs[p->lr_out]),
+        .ex = eb[p->ex], .ey = eb[p->ey], .eseed = p->eseed >= 0 ? eb[p->eseed] : -1, .eloss = eb[p->eval->outputs[0]],
+        .nparams = np, .nstates = ns, .param_in = pin, .param_out = pout, .state_in = sin, .state_out = sout,
+        .eval_param_in = epin, .pn = b->pn, .sn = b->sn, .B = p->B, .T = p->T, .accum = p->accum};
+#undef SB
+    if (tl_gputrain_init(gt, tl_gpu_exec(b->step.gp), tl_gpu_exec(b->eval.gp), &map, b->steps, err, errlen) != 0) return -1;
+    if (b->tok) gt->tokenize = gb_tokenize, gt->tokenize_ctx = b;
     return 0;
 }
 
@@ -230,6 +259,8 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
     int status = 1;
     TlTrainerSpec spec;
     GraphBackend gb = {.p = p};
+    TlGpuTrain gt = {0};
+
     if (tl_train_spec(p, &spec) < 0) goto done;
     spec.backend = mode == 1 ? "reference interpreter" : mode == 2 ? "GPU" : "JIT";
     gb.steps = (double)spec.steps;
@@ -256,9 +287,18 @@ int tl_train_main(TlProgram *prog, const char *train_name, int argc, char **argv
         goto done;
     }
     if (mode != 1) printf("compiled the step (%d graph nodes) and the evaluation in %.1f s\n", p->step->nnodes, now_s() - tc);
-    TlTrainerBackend be = {&gb, gb_step, gb_eval, gb_threads, gb.tok ? gb_tokenize : NULL};
+    TlTrainerBackend be = {&gb, gb_step, gb_eval, gb_threads, gb.tok ? gb_tokenize : NULL, NULL, NULL};
+    if (mode == 2) {
+        if (gpu_backend(&gb, &gt, err, sizeof err) != 0) {
+            fprintf(stderr, "tlc: --target=cuda: %s\n", err);
+            goto done;
+        }
+        be = tl_gputrain_backend(&gt);
+    }
     status = tl_trainer_run(&spec, &be, args);
 done:
+    tl_gputrain_free(&gt);
+    free(gb.maps);
     ex_free(&gb.step);
     ex_free(&gb.eval);
     if (gb.tok) tl_tok_free(gb.tok);

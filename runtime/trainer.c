@@ -213,6 +213,10 @@ int tl_trainer_run(const TlTrainerSpec *s, const TlTrainerBackend *be, const TlA
            s->name, s->backend, (long long)nvalues, (long long)all.n, (long long)tr.n, (long long)va.n, (long long)s->B,
            (long long)s->T, accum > 1 ? " x accumulated micro-batches" : "", (long long)s->steps);
     fflush(stdout);
+    if (be->load && be->load(be->ctx, params, states, err, sizeof err) != 0) {
+        fprintf(stderr, "error: %s\n", err);
+        goto done;
+    }
     tl_progress_init(&pbar, stderr, s->steps, accum * s->B * s->T, s->log_every > 0 ? s->log_every : 10);
     pbar.start_step = start;
     double t0 = now_s(), tlast = t0;
@@ -258,6 +262,10 @@ int tl_trainer_run(const TlTrainerSpec *s, const TlTrainerBackend *be, const TlA
         }
         if (!isnan(val)) tl_progress_note(&pbar, "step %lld: val_loss %.4f", (long long)done_steps, val);
         if ((s->checkpoint_every > 0 && done_steps % s->checkpoint_every == 0) || last) {
+            if (be->store && be->store(be->ctx, params, states, err, sizeof err) != 0) {
+                fprintf(stderr, "error: step %lld: fetching the params for the checkpoint: %s\n", (long long)done_steps, err);
+                goto done;
+            }
             int nt = s->nparams + s->nstates;
             TlCkptTensor *ts = calloc((size_t)nt + 1, sizeof *ts);
             for (int i = 0; i < nt; i++) {

@@ -65,6 +65,12 @@ typedef struct TlTrainerBackend {
     /* The corpus as token ids (into out->ids / out->n, malloc'd, owned by the caller);
      * NULL: byte-level (id = byte). */
     int (*tokenize)(void *ctx, const uint8_t *text, size_t n, int32_t **ids, int64_t *nids, char *err, size_t errlen);
+    /* A resident backend (the GPU: runtime/gputrain.h) keeps params and optimizer state
+     * itself: load() takes the host values once, before the first step (initialized or
+     * resumed); step() and eval() then ignore the arrays; store() writes the current values
+     * back into them before each checkpoint. NULL (both): step() updates the arrays. */
+    int (*load)(void *ctx, float **params, float **states, char *err, size_t errlen);
+    int (*store)(void *ctx, float **params, float **states, char *err, size_t errlen);
 } TlTrainerBackend;
 
 /* Registers the loop's own flags: --resume DIR, --out DIR, --eval-batches N, --threads N

@@ -1,6 +1,7 @@
-/* nvptx.c — the NVPTX back end's driver: PTX emission (--emit=ptx) and GPU programs that
- * keep their buffers on the device and run the Loop IR host program (launches in order,
- * copies, aliases, scan loops) through runtime/cuda. Code generation is nvptx_codegen.c. */
+/* nvptx.c — the NVPTX back end's driver: PTX emission (--emit=ptx), the plain-data
+ * description of a compiled program (runtime/gpuprog.h: PTX, launches, buffers, host
+ * program), and GPU programs over a graph that the runtime's executor runs through
+ * runtime/cuda. Code generation is nvptx_codegen.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,37 +86,211 @@ char *tl_nvptx_emit_llvm(const TlGraph *g, const TlNvptxOptions *o, const char *
     return emit_graph(g, o, kernel, 1, err, errn);
 }
 
-/* ---- programs ---- */
+/* ---- descriptions (runtime/gpuprog.h) ---- */
+
+typedef struct Describe {
+    const TlLProgram *lp;
+    TlGpuDesc *d;
+    int *map;    /* Loop IR expression -> description expression, -2: not yet */
+    int excap;
+    char *err;
+    int errn;
+} Describe;
+
+static int dfail(Describe *b, const char *fmt, int e) {
+    if (b->err && b->err[0] == 0) snprintf(b->err, (size_t)b->errn, fmt, e);
+    return -1;
+}
+
+/* The host expression e, its operands first (the description's order invariant). */
+static int dex(Describe *b, int e) {
+    if (e < 0) return -1;
+    if (b->map[e] != -2) return b->map[e];
+    const TlLExpr *x = &b->lp->ex[e];
+    TlGpuExpr t = {.a = -1, .b = -1, .c = -1};
+    switch (x->kind) {
+    case TL_LE_INT: t.kind = TL_GPX_INT, t.v = x->ival; break;
+    case TL_LE_SYM: t.kind = TL_GPX_SYM, t.v = x->sym; break;
+    case TL_LE_VAR: t.kind = TL_GPX_VAR, t.v = x->var; break;
+    case TL_LE_CAST: return b->map[e] = dex(b, x->a);
+    case TL_LE_SELECT:
+        t.kind = TL_GPX_SELECT, t.a = dex(b, x->a), t.b = dex(b, x->b), t.c = dex(b, x->c);
+        if (t.a < 0 || t.b < 0 || t.c < 0) return -1;
+        break;
+    case TL_LE_UN:
+        if (x->op != TL_LOP_NEG && x->op != TL_LOP_ABS) return dfail(b, "host expression e%d: a unary op the host cannot evaluate", e);
+        t.kind = x->op == TL_LOP_NEG ? TL_GPX_NEG : TL_GPX_ABS, t.a = dex(b, x->a);
+        if (t.a < 0) return -1;
+        break;
+    case TL_LE_BIN: {
+        static const struct { TlLOp l; int g; } ops[] = {
+            {TL_LOP_ADD, TL_GPO_ADD}, {TL_LOP_SUB, TL_GPO_SUB}, {TL_LOP_MUL, TL_GPO_MUL}, {TL_LOP_DIV, TL_GPO_DIV},
+            {TL_LOP_IDIV, TL_GPO_DIV}, {TL_LOP_IMOD, TL_GPO_MOD}, {TL_LOP_MIN, TL_GPO_MIN}, {TL_LOP_MAX, TL_GPO_MAX},
+            {TL_LOP_EQ, TL_GPO_EQ}, {TL_LOP_NE, TL_GPO_NE}, {TL_LOP_LT, TL_GPO_LT}, {TL_LOP_LE, TL_GPO_LE},
+            {TL_LOP_GT, TL_GPO_GT}, {TL_LOP_GE, TL_GPO_GE}, {TL_LOP_AND, TL_GPO_AND}, {TL_LOP_OR, TL_GPO_OR}};
+        t.kind = TL_GPX_BIN, t.op = -1;
+        for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+            if (ops[i].l == x->op) t.op = ops[i].g;
+        if (t.op < 0) return dfail(b, "host expression e%d: a binary op the host cannot evaluate", e);
+        t.a = dex(b, x->a), t.b = dex(b, x->b);
+        if (t.a < 0 || t.b < 0) return -1;
+        break;
+    }
+    default: return dfail(b, "host expression e%d is not an integer expression over sizes and loop counters", e);
+    }
+    TlGpuDesc *d = b->d;
+    if (d->nex == b->excap) {
+        b->excap = b->excap ? 2 * b->excap : 256;
+        d->ex = realloc(d->ex, sizeof *d->ex * (size_t)b->excap);
+        if (!d->ex) abort();
+    }
+    d->ex[d->nex] = t;
+    return b->map[e] = d->nex++;
+}
+
+/* A constant buffer's element count: no symbols, no loop variables. */
+static int const_numel(const TlLProgram *lp, int e, int64_t *v) {
+    const TlLExpr *x = &lp->ex[e];
+    int64_t a, c;
+    switch (x->kind) {
+    case TL_LE_INT: *v = x->ival; return 0;
+    case TL_LE_CAST: return const_numel(lp, x->a, v);
+    case TL_LE_BIN:
+        if (const_numel(lp, x->a, &a) || const_numel(lp, x->b, &c)) return -1;
+        if (x->op == TL_LOP_MUL) *v = a * c;
+        else if (x->op == TL_LOP_ADD) *v = a + c;
+        else return -1;
+        return 0;
+    default: return -1;
+    }
+}
+
+static char *xstrdup(const char *s) {
+    char *r = strdup(s ? s : "");
+    if (!r) abort();
+    return r;
+}
+
+/* Everything but the PTX. */
+static TlGpuDesc *describe(const TlLProgram *lp, const NvTarget *t, const char *name, char *err, int errn) {
+    TlGpuDesc *d = calloc(1, sizeof *d);
+    int *map = malloc(sizeof *map * (size_t)(lp->nex + 1));
+    if (!d || !map) abort();
+    for (int i = 0; i < lp->nex; i++) map[i] = -2;
+    if (err && errn > 0) err[0] = 0;
+    Describe b = {lp, d, map, 0, err, errn};
+    d->name = xstrdup(name), d->arch = xstrdup(t->arch);
+    d->block = TL_GPU_BLOCK, d->gemm_bm = TL_GEMM_BM, d->gemm_bn = TL_GEMM_BN;
+    d->nsyms = lp->nsyms;
+    d->syms = calloc((size_t)lp->nsyms + 1, sizeof *d->syms);
+    if (!d->syms) abort();
+    for (int i = 0; i < lp->nsyms; i++) d->syms[i] = xstrdup(lp->syms[i]);
+    d->nvars = lp->nvars;
+    int ok = 1;
+    d->nbuf = lp->nbuf;
+    d->buf = calloc((size_t)lp->nbuf + 1, sizeof *d->buf);
+    if (!d->buf) abort();
+    for (int i = 0; i < lp->nbuf && ok; i++) {
+        const TlLBuf *lb = &lp->buf[i];
+        TlGpuBuf *g = &d->buf[i];
+        g->kind = (int)lb->kind, g->elem = (int)tl_ltype_size(lb->elem), g->node = lb->node;
+        g->numel = dex(&b, lb->numel);
+        g->name = lb->name ? xstrdup(lb->name) : NULL;
+        ok = g->numel >= 0;
+        if (ok && lb->kind == TL_LB_CONST) {
+            if (const_numel(lp, lb->numel, &g->ninit) || g->ninit < 0) {
+                snprintf(err, (size_t)errn, "%s: constant buffer b%d has a size known only at run time", name, i);
+                ok = 0;
+                break;
+            }
+            g->init = malloc((size_t)(g->ninit > 0 ? g->ninit : 1) * (size_t)g->elem);
+            if (!g->init) abort();
+            for (int64_t j = 0; j < g->ninit; j++) {
+                double v = tl_interp_round(lb->dtype, lb->init[j]);
+                switch (lb->elem) {
+                case TL_LT_F64: ((double *)g->init)[j] = v; break;
+                case TL_LT_F32: ((float *)g->init)[j] = (float)v; break;
+                case TL_LT_I32: ((int32_t *)g->init)[j] = (int32_t)v; break;
+                case TL_LT_I64: ((int64_t *)g->init)[j] = (int64_t)v; break;
+                default: ((uint8_t *)g->init)[j] = v != 0; break;
+                }
+            }
+        }
+    }
+    d->nkern = lp->nkern;
+    d->kern = calloc((size_t)lp->nkern + 1, sizeof *d->kern);
+    char *used = malloc((size_t)lp->nbuf + 1);
+    if (!d->kern || !used) abort();
+    for (int k = 0; k < lp->nkern && ok; k++) {
+        const TlLKernel *lk = &lp->kern[k];
+        TlGpuKernel *g = &d->kern[k];
+        g->name = xstrdup(lk->name);
+        g->launch = (int)tl_nvptx_plan(lp, k, t, used);
+        g->par_extent = dex(&b, lk->par_extent);
+        g->gemm_m = g->gemm_n = g->gemm_batch = -1;
+        if (g->launch == TL_GPL_FLAT && lk->gpu_block > 0 && lk->gpu_block <= TL_GPU_BLOCK) g->block = lk->gpu_block;
+        if (g->launch == TL_GPL_GEMM)
+            g->gemm_m = dex(&b, lk->gemm.m), g->gemm_n = dex(&b, lk->gemm.n), g->gemm_batch = dex(&b, lk->gemm.batch);
+        g->used = malloc(sizeof *g->used * (size_t)(lp->nbuf + 1));
+        if (!g->used) abort();
+        for (int i = 0; i < lp->nbuf; i++)
+            if (used[i]) g->used[g->nused++] = i;
+        ok = (lk->par_extent < 0 || g->par_extent >= 0) &&
+             (g->launch != TL_GPL_GEMM || (g->gemm_m >= 0 && g->gemm_n >= 0 && g->gemm_batch >= 0));
+    }
+    free(used);
+    d->nhost = lp->nhost;
+    d->host = calloc((size_t)lp->nhost + 1, sizeof *d->host);
+    if (!d->host) abort();
+    for (int h = 0; h < lp->nhost && ok; h++) {
+        const TlLHost *o = &lp->host[h];
+        TlGpuHostOp *g = &d->host[h];
+        *g = (TlGpuHostOp){(int)o->kind, o->kernel, o->dst, o->src, -1, -1, -1, o->var, -1, o->reverse, o->body, o->next};
+        switch (o->kind) {
+        case TL_LH_COPY:
+            g->dst_off = dex(&b, o->dst_off), g->nbytes = dex(&b, o->nbytes);
+            ok = g->dst_off >= 0 && g->nbytes >= 0; /* fall through */
+        case TL_LH_ALIAS: g->src_off = dex(&b, o->src_off), ok = ok && g->src_off >= 0; break;
+        case TL_LH_LOOP: g->count = dex(&b, o->count), ok = g->count >= 0; break;
+        default: break;
+        }
+    }
+    d->entry = lp->entry;
+    free(map);
+    if (!ok) {
+        if (err && errn > 0 && !err[0]) snprintf(err, (size_t)errn, "%s: cannot describe the program for the GPU", name);
+        tl_gpudesc_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+TlGpuDesc *tl_nvptx_describe(const TlLProgram *lp, const TlNvptxOptions *o, const char *name, char *err, int errn) {
+    NvTarget t;
+    tl_nvptx_target(&t, o);
+    TlGpuDesc *d = describe(lp, &t, name, err, errn);
+    if (!d) return NULL;
+    d->ptx = emit(lp, o, NULL, 0, err, errn);
+    if (!d->ptx || tl_gpudesc_check(d, err, errn)) {
+        tl_gpudesc_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* ---- programs over a graph: a description and the runtime's executor ---- */
 
 typedef struct Binding { char *name; int64_t value; } Binding;
-
-typedef struct GpuKernel {
-    TlCuFunction fn;
-    TlGpuLaunchKind kind;
-    int nused;
-    int *used;   /* buffer ids, in parameter order */
-} GpuKernel;
 
 struct TlGpuProgram {
     const TlGraph *g;
     TlLProgram *lp;
-    NvTarget target;
-    char *ptx;
-    TlCuModule mod;
-    GpuKernel *kern;
+    TlGpuDesc *desc;
+    TlGpuExec *x;
     Binding *bind; int nbind;
-    int64_t *syms, *vars;
-    TlCuPtr *slots, *own;  /* per buffer: current address / own allocation */
-    size_t *cap;
-    int64_t *numel;
-    int consts_ready;
-    void **given;          /* per top node: value set by the caller (storage form) */
-    int64_t *given_n;
-    char *dirty;           /* per top node: given changed since the last upload */
     void **host;           /* per top node: downloaded value */
     size_t *host_cap;
     TlTensor *views;
-    TlCuPtr scratch; size_t scratch_cap;
     int ran;
     char err[512];
 };
@@ -128,40 +303,7 @@ static int perr(TlGpuProgram *p, const char *fmt, ...) {
     return -1;
 }
 
-/* An i64 host expression over dim symbols and host loop variables. */
-static int64_t heval(const TlGpuProgram *p, int e) {
-    const TlLExpr *x = &p->lp->ex[e];
-    switch (x->kind) {
-    case TL_LE_INT: return x->ival;
-    case TL_LE_SYM: return p->syms[x->sym];
-    case TL_LE_VAR: return p->vars[x->var];
-    case TL_LE_CAST: return heval(p, x->a);
-    case TL_LE_SELECT: return heval(p, x->a) ? heval(p, x->b) : heval(p, x->c);
-    case TL_LE_UN: return x->op == TL_LOP_NEG ? -heval(p, x->a) : heval(p, x->a) < 0 ? -heval(p, x->a) : heval(p, x->a);
-    case TL_LE_BIN: {
-        int64_t a = heval(p, x->a), b = heval(p, x->b);
-        switch (x->op) {
-        case TL_LOP_ADD: return a + b;
-        case TL_LOP_SUB: return a - b;
-        case TL_LOP_MUL: return a * b;
-        case TL_LOP_IDIV: case TL_LOP_DIV: return b ? a / b : 0;
-        case TL_LOP_IMOD: return b ? a % b : 0;
-        case TL_LOP_MIN: return a < b ? a : b;
-        case TL_LOP_MAX: return a > b ? a : b;
-        case TL_LOP_EQ: return a == b;
-        case TL_LOP_NE: return a != b;
-        case TL_LOP_LT: return a < b;
-        case TL_LOP_LE: return a <= b;
-        case TL_LOP_GT: return a > b;
-        case TL_LOP_GE: return a >= b;
-        case TL_LOP_AND: return a && b;
-        case TL_LOP_OR: return a || b;
-        default: return 0;
-        }
-    }
-    default: return 0;
-    }
-}
+static int xfail(TlGpuProgram *p) { return perr(p, "%s", tl_gpuexec_error(p->x) ? tl_gpuexec_error(p->x) : "GPU error"); }
 
 TlGpuProgram *tl_gpu_compile(const TlGraph *g, const TlNvptxOptions *o, char *err, int errn) {
     if (tl_cuda_open(err, errn)) return NULL; /* fail fast: no driver or no GPU */
@@ -178,74 +320,45 @@ TlGpuProgram *tl_gpu_compile_loops(const TlGraph *g, TlLProgram *lp, const TlNvp
     TlGpuProgram *p = calloc(1, sizeof *p);
     if (!p) abort();
     p->g = g, p->lp = lp;
-    tl_nvptx_target(&p->target, o);
-    if (!o || !o->arch || !o->arch[0]) { /* the device's own architecture */
+    TlNvptxOptions oo = o ? *o : (TlNvptxOptions){.opt_level = 3};
+    char arch[16];
+    if (!oo.arch || !oo.arch[0]) { /* the device's own architecture */
         int major, minor;
         tl_cuda_capability(&major, &minor);
-        if (major >= 9) snprintf(p->target.arch, sizeof p->target.arch, "sm_90");
-        else if (major >= 5) snprintf(p->target.arch, sizeof p->target.arch, "sm_%d%d", major, minor);
+        snprintf(arch, sizeof arch, "sm_%d%d", major >= 9 ? 9 : major, major >= 9 ? 0 : minor);
+        oo.arch = major >= 5 ? arch : NULL;
     }
-    size_t nb = (size_t)lp->nbuf + 1, nn = (size_t)g->nnodes + 1;
-    p->syms = calloc((size_t)lp->nsyms + 1, sizeof *p->syms);
-    p->vars = calloc((size_t)lp->nvars + 1, sizeof *p->vars);
-    p->slots = calloc(nb, sizeof *p->slots), p->own = calloc(nb, sizeof *p->own);
-    p->cap = calloc(nb, sizeof *p->cap), p->numel = calloc(nb, sizeof *p->numel);
-    p->given = calloc(nn, sizeof *p->given), p->given_n = calloc(nn, sizeof *p->given_n);
-    p->dirty = calloc(nn, 1), p->host = calloc(nn, sizeof *p->host), p->host_cap = calloc(nn, sizeof *p->host_cap);
+    size_t nn = (size_t)g->nnodes + 1;
+    p->host = calloc(nn, sizeof *p->host), p->host_cap = calloc(nn, sizeof *p->host_cap);
     p->views = calloc(nn, sizeof *p->views);
-    p->kern = calloc((size_t)lp->nkern + 1, sizeof *p->kern);
-    if (!p->syms || !p->vars || !p->slots || !p->own || !p->cap || !p->numel || !p->given || !p->given_n || !p->dirty ||
-        !p->host || !p->host_cap || !p->views || !p->kern)
-        abort();
-    LLVMTargetMachineRef tm = tl_nvptx_target_machine(&p->target, err, errn);
-    if (!tm) { tl_gpu_free(p); return NULL; }
-    LLVMContextRef ctx = LLVMContextCreate();
-    LLVMModuleRef m = tl_nvptx_build(ctx, lp, &p->target, tm, err, errn);
-    if (m) p->ptx = tl_nvptx_module_ptx(tm, m, err, errn), LLVMDisposeModule(m);
-    LLVMContextDispose(ctx);
-    LLVMDisposeTargetMachine(tm);
-    if (!p->ptx || tl_cuda_module_load(p->ptx, &p->mod, err, errn)) { tl_gpu_free(p); return NULL; }
-    char *used = malloc(nb);
-    if (!used) abort();
-    for (int k = 0; k < lp->nkern; k++) {
-        GpuKernel *gk = &p->kern[k];
-        gk->kind = tl_nvptx_plan(lp, k, &p->target, used);
-        gk->used = malloc(sizeof *gk->used * nb);
-        if (!gk->used) abort();
-        for (int i = 0; i < lp->nbuf; i++)
-            if (used[i]) gk->used[gk->nused++] = i;
-        if (tl_cuda_function(p->mod, lp->kern[k].name, &gk->fn, err, errn)) {
-            free(used);
-            tl_gpu_free(p);
-            return NULL;
-        }
+    if (!p->host || !p->host_cap || !p->views) abort();
+    p->desc = tl_nvptx_describe(lp, &oo, "program", err, errn);
+    if (!p->desc || !(p->x = tl_gpuexec_new(p->desc, err, errn))) {
+        tl_gpu_free(p);
+        return NULL;
     }
-    free(used);
     return p;
 }
 
 void tl_gpu_free(TlGpuProgram *p) {
     if (!p) return;
-    if (p->lp) {
-        for (int i = 0; i < p->lp->nbuf; i++) tl_cuda_free(p->own[i]);
-        for (int k = 0; k < p->lp->nkern; k++) free(p->kern[k].used);
-        for (int i = 0; i < p->g->nnodes; i++) free(p->given[i]), free(p->host[i]);
-    }
-    tl_cuda_free(p->scratch);
-    tl_cuda_module_unload(p->mod);
+    for (int i = 0; i < p->g->nnodes; i++) free(p->host[i]);
+    tl_gpuexec_free(p->x);
+    tl_gpudesc_free(p->desc);
     for (int i = 0; i < p->nbind; i++) free(p->bind[i].name);
-    free(p->bind), free(p->syms), free(p->vars), free(p->slots), free(p->own), free(p->cap), free(p->numel);
-    free(p->given), free(p->given_n), free(p->dirty), free(p->host), free(p->host_cap), free(p->views), free(p->kern);
-    free(p->ptx);
+    free(p->bind), free(p->host), free(p->host_cap), free(p->views);
     tl_loops_free(p->lp);
     free(p);
 }
 
 const TlLProgram *tl_gpu_loops(const TlGpuProgram *p) { return p->lp; }
-const char *tl_gpu_ptx(const TlGpuProgram *p) { return p->ptx; }
+const char *tl_gpu_ptx(const TlGpuProgram *p) { return p->desc->ptx; }
+const TlGpuDesc *tl_gpu_desc(const TlGpuProgram *p) { return p->desc; }
+TlGpuExec *tl_gpu_exec(TlGpuProgram *p) { return p->x; }
 const char *tl_gpu_error(const TlGpuProgram *p) { return p->err[0] ? p->err : NULL; }
 
 void tl_gpu_bind(TlGpuProgram *p, const char *sym, int64_t value) {
+    tl_gpuexec_bind(p->x, sym, value);
     for (int i = 0; i < p->nbind; i++)
         if (strcmp(p->bind[i].name, sym) == 0) { p->bind[i].value = value; return; }
     Binding *nb = realloc(p->bind, sizeof *nb * (size_t)(p->nbind + 1));
@@ -263,16 +376,6 @@ static int settable(TlGpuProgram *p, int node) {
     return 0;
 }
 
-static void *given_buf(TlGpuProgram *p, int node, int64_t n) {
-    size_t es = tl_interp_storage_size(p->g->nodes[node].dtype);
-    free(p->given[node]);
-    p->given[node] = malloc((size_t)(n > 0 ? n : 1) * es);
-    if (!p->given[node]) abort();
-    p->given_n[node] = n;
-    p->dirty[node] = 1;
-    return p->given[node];
-}
-
 static void store_double(TlDType t, void *dst, int64_t i, double v) {
     switch (t) {
     case TL_F64: ((double *)dst)[i] = v; break;
@@ -283,11 +386,22 @@ static void store_double(TlDType t, void *dst, int64_t i, double v) {
     }
 }
 
+int tl_gpu_set_raw(TlGpuProgram *p, int node, const void *data, int64_t n) {
+    if (settable(p, node)) return -1;
+    int b = p->lp->node_buf[node];
+    if (b < 0) return 0; /* an input nothing reads */
+    return tl_gpuexec_set(p->x, b, data, n) ? xfail(p) : 0;
+}
+
 int tl_gpu_set(TlGpuProgram *p, int node, const double *values, int64_t n) {
     if (settable(p, node)) return -1;
-    void *d = given_buf(p, node, n);
-    for (int64_t i = 0; i < n; i++) store_double(p->g->nodes[node].dtype, d, i, values[i]);
-    return 0;
+    TlDType t = p->g->nodes[node].dtype;
+    char *tmp = malloc((size_t)(n > 0 ? n : 1) * tl_interp_storage_size(t));
+    if (!tmp) abort();
+    for (int64_t i = 0; i < n; i++) store_double(t, tmp, i, values[i]);
+    int rc = tl_gpu_set_raw(p, node, tmp, n);
+    free(tmp);
+    return rc;
 }
 
 int tl_gpu_set_named(TlGpuProgram *p, const char *name, const double *values, int64_t n) {
@@ -297,198 +411,33 @@ int tl_gpu_set_named(TlGpuProgram *p, const char *name, const double *values, in
     return tl_gpu_set(p, id, values, n);
 }
 
-int tl_gpu_set_raw(TlGpuProgram *p, int node, const void *data, int64_t n) {
-    if (settable(p, node)) return -1;
-    memcpy(given_buf(p, node, n), data, (size_t)n * tl_interp_storage_size(p->g->nodes[node].dtype));
-    return 0;
-}
-
-/* The device allocation of buffer i, at least `bytes` long. */
-static int ensure(TlGpuProgram *p, int i, size_t bytes) {
-    bytes = (bytes + 255) / 256 * 256;
-    if (bytes == 0) bytes = 256;
-    if (bytes <= p->cap[i]) return 0;
-    tl_cuda_free(p->own[i]);
-    p->own[i] = 0, p->cap[i] = 0;
-    if (tl_cuda_alloc(&p->own[i], bytes, p->err, sizeof p->err)) return -1;
-    p->cap[i] = bytes;
-    return 0;
-}
-
-static int upload_consts(TlGpuProgram *p) {
-    const TlLProgram *lp = p->lp;
-    for (int i = 0; i < lp->nbuf; i++) {
-        const TlLBuf *b = &lp->buf[i];
-        if (b->kind != TL_LB_CONST) continue;
-        int64_t n = heval(p, b->numel);
-        size_t es = tl_ltype_size(b->elem);
-        char *tmp = malloc((size_t)(n > 0 ? n : 1) * es);
-        if (!tmp) abort();
-        for (int64_t j = 0; j < n; j++) {
-            double v = tl_interp_round(b->dtype, b->init[j]);
-            switch (b->elem) {
-            case TL_LT_F64: ((double *)tmp)[j] = v; break;
-            case TL_LT_F32: ((float *)tmp)[j] = (float)v; break;
-            case TL_LT_I32: ((int32_t *)tmp)[j] = (int32_t)v; break;
-            case TL_LT_I64: ((int64_t *)tmp)[j] = (int64_t)v; break;
-            default: ((uint8_t *)tmp)[j] = v != 0; break;
-            }
-        }
-        int rc = ensure(p, i, (size_t)n * es) || tl_cuda_htod(p->own[i], tmp, (size_t)n * es, p->err, sizeof p->err);
-        free(tmp);
-        if (rc) return -1;
-    }
-    p->consts_ready = 1;
-    return 0;
-}
-
-static unsigned blocks_for(int64_t threads, int64_t block) {
-    int64_t b = (threads + block - 1) / block;
-    return (unsigned)(b > (1 << 20) ? (1 << 20) : b < 1 ? 1 : b);
-}
-
-static int launch(TlGpuProgram *p, int ki) {
-    const TlLKernel *k = &p->lp->kern[ki];
-    GpuKernel *gk = &p->kern[ki];
-    int64_t n = k->par_extent >= 0 ? heval(p, k->par_extent) : 1;
-    TlCuDim grid = {1, 1, 1}, block = {TL_GPU_BLOCK, 1, 1};
-    switch (gk->kind) {
-    case TL_GPU_LAUNCH_FLAT: /* the block is schedule data (<= maxntidx: tune_space.c checks) */
-        if (n <= 0) return 0;
-        if (k->gpu_block > 0 && k->gpu_block <= TL_GPU_BLOCK) block.x = (unsigned)k->gpu_block;
-        if (k->par_extent < 0) block.x = 1;
-        grid.x = blocks_for(n, block.x);
-        break;
-    case TL_GPU_LAUNCH_WARP:
-        if (n <= 0) return 0;
-        grid.x = blocks_for(n * 32, TL_GPU_BLOCK);
-        break;
-    case TL_GPU_LAUNCH_GEMM: {
-        int64_t m = heval(p, k->gemm.m), nn = heval(p, k->gemm.n), b = heval(p, k->gemm.batch);
-        if (m <= 0 || nn <= 0 || b <= 0) return 0;
-        if (b > 65535) return perr(p, "%s: batch of %lld matmuls exceeds the grid's z limit", k->name, (long long)b);
-        grid.x = (unsigned)((nn + TL_GEMM_BN - 1) / TL_GEMM_BN), grid.y = (unsigned)((m + TL_GEMM_BM - 1) / TL_GEMM_BM);
-        grid.z = (unsigned)b;
-        break;
-    }
-    }
-    void *args[512];
-    int na = 0;
-    if (gk->nused + p->lp->nsyms + 1 > 512) return perr(p, "%s: too many kernel parameters", k->name);
-    for (int i = 0; i < gk->nused; i++) args[na++] = &p->slots[gk->used[i]];
-    for (int i = 0; i < p->lp->nsyms; i++) args[na++] = &p->syms[i];
-    args[na++] = &n;
-    if (tl_cuda_launch(gk->fn, grid, block, 0, args, p->err, sizeof p->err)) return -1;
-    return 0;
-}
-
-static int copy(TlGpuProgram *p, const TlLHost *o) {
-    int64_t nbytes = heval(p, o->nbytes);
-    if (nbytes <= 0) return 0;
-    TlCuPtr d = p->slots[o->dst] + (TlCuPtr)heval(p, o->dst_off), s = p->slots[o->src] + (TlCuPtr)heval(p, o->src_off);
-    if (d == s) return 0;
-    if ((d < s && d + (TlCuPtr)nbytes > s) || (s < d && s + (TlCuPtr)nbytes > d)) { /* overlapping: memmove */
-        if ((size_t)nbytes > p->scratch_cap) {
-            tl_cuda_free(p->scratch);
-            p->scratch = 0, p->scratch_cap = 0;
-            if (tl_cuda_alloc(&p->scratch, (size_t)nbytes, p->err, sizeof p->err)) return -1;
-            p->scratch_cap = (size_t)nbytes;
-        }
-        if (tl_cuda_dtod(p->scratch, s, (size_t)nbytes, p->err, sizeof p->err)) return -1;
-        s = p->scratch;
-    }
-    return tl_cuda_dtod(d, s, (size_t)nbytes, p->err, sizeof p->err);
-}
-
-static int exec_host(TlGpuProgram *p, int h) {
-    for (; h >= 0; h = p->lp->host[h].next) {
-        const TlLHost *o = &p->lp->host[h];
-        switch (o->kind) {
-        case TL_LH_KERNEL:
-            if (launch(p, o->kernel)) return -1;
-            break;
-        case TL_LH_COPY:
-            if (copy(p, o)) return -1;
-            break;
-        case TL_LH_ALIAS: p->slots[o->dst] = p->slots[o->src] + (TlCuPtr)heval(p, o->src_off); break;
-        case TL_LH_LOOP: {
-            int64_t cnt = heval(p, o->count);
-            for (int64_t s = 0; s < cnt; s++) {
-                p->vars[o->var] = o->reverse ? cnt - 1 - s : s;
-                if (exec_host(p, o->body)) return -1;
-            }
-            break;
-        }
-        }
-    }
-    return 0;
-}
-
-static int prepare(TlGpuProgram *p) {
-    const TlLProgram *lp = p->lp;
-    p->err[0] = 0;
-    if (tl_cuda_open(p->err, sizeof p->err)) return -1;
-    for (int s = 0; s < lp->nsyms; s++) {
-        int found = 0;
-        for (int i = 0; i < p->nbind; i++)
-            if (strcmp(p->bind[i].name, lp->syms[s]) == 0) p->syms[s] = p->bind[i].value, found = 1;
-        if (!found) return perr(p, "dim symbol '%s' is not bound", lp->syms[s]);
-    }
-    if (!p->consts_ready && upload_consts(p)) return -1;
-    for (int i = 0; i < lp->nbuf; i++) {
-        const TlLBuf *b = &lp->buf[i];
-        int64_t n = heval(p, b->numel);
-        if (n < 0) return perr(p, "negative size for buffer b%d", i);
-        p->numel[i] = n;
-        if (b->kind == TL_LB_ALIAS) continue;
-        size_t bytes = (size_t)n * tl_ltype_size(b->elem);
-        if (b->kind == TL_LB_CONST) { p->slots[i] = p->own[i]; continue; }
-        if (b->kind == TL_LB_INPUT || b->kind == TL_LB_PARAM) {
-            if (!p->given[b->node]) return perr(p, "input '%s' (%%%d) was not set", b->name, b->node);
-            if (p->given_n[b->node] != n)
-                return perr(p, "input '%s': value has %lld elements, shape needs %lld", b->name, (long long)p->given_n[b->node], (long long)n);
-            size_t old = p->cap[i];
-            if (ensure(p, i, bytes)) return -1;
-            if (p->dirty[b->node] || old != p->cap[i]) {
-                if (tl_cuda_htod(p->own[i], p->given[b->node], bytes, p->err, sizeof p->err)) return -1;
-                p->dirty[b->node] = 0;
-            }
-        } else {
-            if (ensure(p, i, bytes)) return -1;
-            if (b->kind == TL_LB_STATE && tl_cuda_memset(p->own[i], 0, p->cap[i], p->err, sizeof p->err)) return -1;
-        }
-        p->slots[i] = p->own[i];
-    }
-    return 0;
-}
-
 int tl_gpu_run(TlGpuProgram *p) {
+    p->err[0] = 0;
     p->ran = 0;
-    if (prepare(p) || exec_host(p, p->lp->entry) || tl_cuda_sync(p->err, sizeof p->err)) return -1;
+    if (tl_gpuexec_run(p->x)) return xfail(p);
     p->ran = 1;
     return 0;
 }
 
 int tl_gpu_rerun(TlGpuProgram *p) {
-    if (!p->ran) return tl_gpu_run(p);
     p->err[0] = 0;
-    for (int i = 0; i < p->lp->nbuf; i++)
-        if (p->lp->buf[i].kind != TL_LB_ALIAS) p->slots[i] = p->own[i];
-    return exec_host(p, p->lp->entry);
+    if (tl_gpuexec_rerun(p->x)) return xfail(p);
+    p->ran = 1;
+    return 0;
 }
 
-TlGpuLaunchKind tl_gpu_kernel_launch(const TlGpuProgram *p, int k) { return p->kern[k].kind; }
+TlGpuLaunchKind tl_gpu_kernel_launch(const TlGpuProgram *p, int k) { return (TlGpuLaunchKind)p->desc->kern[k].launch; }
 
 uint64_t tl_gpu_device_ptr(TlGpuProgram *p, int node) {
     if (!p->ran || node < 0 || node >= p->g->nnodes) return 0;
     int b = p->lp->node_buf[node];
-    return b < 0 ? 0 : p->slots[b];
+    return b < 0 ? 0 : tl_gpuexec_ptr(p->x, b);
 }
 
 const TlTensor *tl_gpu_value(TlGpuProgram *p, int node) {
     if (!p->ran || node < 0 || node >= p->g->nnodes) return NULL;
     int b = p->lp->node_buf[node];
-    if (b < 0 || !p->slots[b]) return NULL;
+    if (b < 0 || !tl_gpuexec_ptr(p->x, b)) return NULL;
     const TlGNode *n = &p->g->nodes[node];
     TlTensor *t = &p->views[node];
     TlGDimBinding bind[64];
@@ -506,7 +455,10 @@ const TlTensor *tl_gpu_value(TlGpuProgram *p, int node) {
         if (!p->host[node]) abort();
         p->host_cap[node] = bytes + 1;
     }
-    if (tl_cuda_dtoh(p->host[node], p->slots[b], bytes, p->err, sizeof p->err)) return NULL;
+    if (tl_gpuexec_read(p->x, b, p->host[node], t->numel)) {
+        xfail(p);
+        return NULL;
+    }
     t->data = p->host[node];
     return t;
 }

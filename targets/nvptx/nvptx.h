@@ -16,13 +16,17 @@
  * every dim symbol (i64), then the parallel extent n (i64). The parallel loop is spread
  * over the grid (a grid-stride loop over [0, n)); matmul contractions (TlLGemm) get a
  * shared-memory tiled SGEMM kernel (f32) or a tensor-core mma.sync kernel (bf16 / f16 on
- * sm_80+), and row reductions a warp per row with shuffles
- * (docs/nvptx.md). Buffers live on the device; the host program (kernel launches in order,
- * copies, aliases, scan loops) runs on the CPU and launches on the default stream. */
+ * sm_80+), and row reductions a warp per row with shuffles (docs/nvptx.md).
+ * tl_nvptx_describe turns a compiled program into plain data (runtime/gpuprog.h: PTX,
+ * launches, buffers, host program) that the runtime's executor runs: buffers live on the
+ * device; the host program (kernel launches in order, copies, aliases, scan loops) runs on
+ * the CPU and launches on the default stream. A TlGpuProgram is that executor over a
+ * graph's description. */
 #ifndef TL_NVPTX_H
 #define TL_NVPTX_H
 #include <stdint.h>
 
+#include "gpuprog.h"
 #include "graph.h"
 #include "interp.h"
 #include "loops.h"
@@ -51,6 +55,12 @@ typedef enum TlGpuLaunchKind {
     TL_GPU_LAUNCH_GEMM,   /* 2-D tiles of C: grid (ceil(n/BN), ceil(m/BM), batch) */
 } TlGpuLaunchKind;
 
+/* The plain-data description of a compiled Loop IR program (runtime/gpuprog.h): the PTX
+ * (for o's arch, sm_80 by default), every kernel's launch and parameters, the buffers and
+ * the host program. What `tlc build --target=cuda` embeds. NULL with a message in err. */
+TlGpuDesc *tl_nvptx_describe(const TlLProgram *lp, const TlNvptxOptions *o, const char *name, char *err, int errn);
+
+/* A graph compiled for the GPU: its description run by the runtime's executor. */
 typedef struct TlGpuProgram TlGpuProgram;
 
 TlGpuProgram *tl_gpu_compile(const TlGraph *g, const TlNvptxOptions *o, char *err, int errn);
@@ -59,6 +69,9 @@ TlGpuProgram *tl_gpu_compile_loops(const TlGraph *g, TlLProgram *lp, const TlNvp
 void tl_gpu_free(TlGpuProgram *p);
 const TlLProgram *tl_gpu_loops(const TlGpuProgram *p);
 const char *tl_gpu_ptx(const TlGpuProgram *p);
+const TlGpuDesc *tl_gpu_desc(const TlGpuProgram *p);
+/* The executor, for buffer-level use (resident training: tl_gpuexec_feed, _share). */
+TlGpuExec *tl_gpu_exec(TlGpuProgram *p);
 
 void tl_gpu_bind(TlGpuProgram *p, const char *sym, int64_t value);
 int tl_gpu_set(TlGpuProgram *p, int node, const double *values, int64_t n);
