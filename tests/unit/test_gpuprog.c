@@ -199,6 +199,7 @@ int main(void) {
     source_cases();
     scan_cases();
     gpu_schedule_cases();
+    gpu_mma_cases();
     for (int s = 1; s <= 10; s++) random_graph_case(s);
     block_case();
     RUN(corrupt_blobs_are_refused);
