@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/device_check.sh [DIR] — tl's checks on a machine with an NVIDIA GPU, from what
-# scripts/device_pack.sh gathered into DIR (default .dev): nothing is compiled there.
+# scripts/device_pack.sh and scripts/gpu_bundle.sh gathered into DIR (default .dev; the
+# bundle in DIR/bundle): nothing is compiled there.
 # Writes logs under $OUT (default /tmp/tl-device) and prints a summary. Sections:
 #   1. test_gpu_diff: every GPU differential case against the interpreter
 #   2. bench/gpu: tl SGEMM and bf16 tensor-core GEMM vs cublasSgemm / cublasGemmEx
@@ -29,7 +30,7 @@ want() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 if want 1 && [ -x "$D/test_gpu_diff" ]; then
   sec 1 "test_gpu_diff"
-  timeout 300 "$D/test_gpu_diff" > "$OUT/gpu_diff.log" 2>&1
+  timeout ${DIFF_TIMEOUT:-200} "$D/test_gpu_diff" > "$OUT/gpu_diff.log" 2>&1
   echo "rc=$? passed=$(grep -c '^PASS: ' "$OUT/gpu_diff.log") failed=$(grep -c '^FAIL: ' "$OUT/gpu_diff.log") skipped=$(grep -c '^SKIP: ' "$OUT/gpu_diff.log")"
   grep -E '^(FAIL|SKIP): ' "$OUT/gpu_diff.log" | head -20
   tail -3 "$OUT/gpu_diff.log"
@@ -37,17 +38,18 @@ fi
 
 if want 2 && [ -x "$D/gpu_gemm" ]; then
   sec 2 "GEMM vs cuBLAS"
-  timeout 200 "$D/gpu_gemm" ${GEMM_ARGS:-} > "$OUT/gpu_gemm.log" 2>&1
+  timeout ${GEMM_TIMEOUT:-120} "$D/gpu_gemm" --json "$OUT/gpu-gemm.jsonl" ${GEMM_ARGS:-} > "$OUT/gpu_gemm.log" 2>&1
   echo "rc=$?"
   cat "$OUT/gpu_gemm.log" | tail -40
 fi
 
-if want 3 && [ -f tests/gpu/device_train.sh ]; then
-  sec 3 "GPT on the GPU"
-  timeout 300 bash tests/gpu/device_train.sh "$D" "$D/fortunes" > "$OUT/gpt_train.log" 2>&1
+if want 3 && [ -f "$D/bundle/device_train.sh" ]; then
+  sec 3 "GPT on the GPU (scripts/gpu_bundle.sh's executables)"
+  export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$D/bundle/lib"
+  timeout 300 bash "$D/bundle/device_train.sh" "$D/bundle/data.txt" "$D/bundle" > "$OUT/gpt_train.log" 2>&1
   echo "rc=$?"
-  tail -40 "$OUT/gpt_train.log"
-  if command -v python3 > /dev/null && python3 -c 'import torch; assert torch.cuda.is_available()' 2> /dev/null; then
+  tail -60 "$OUT/gpt_train.log"
+  if [ "${TORCH:-1}" != 0 ] && command -v python3 > /dev/null && python3 -c 'import torch; assert torch.cuda.is_available()' 2> /dev/null; then
     for m in eager compile; do
       timeout 240 python3 bench/gpt/torch_gpt.py --device cuda --mode $m --json --warmup 5 --steps 20 --windows 5 \
         > "$OUT/torch_gpt_$m.json" 2> "$OUT/torch_gpt_$m.err"
@@ -61,7 +63,8 @@ if want 4 && [ -x "$D/tlc" ]; then
   export TL_TUNE_CACHE="$OUT/tune-cache"
   for i in 1 2; do
     t0=$(date +%s.%N)
-    timeout 150 "$D/tlc" tune --stdlib "$D/stdlib" --target cuda --budget 40 ${TUNE_ARGS:-bench/tune/gemm.tl} > "$OUT/tune$i.log" 2>&1
+    timeout 150 "$D/tlc" tune --stdlib "$D/stdlib" --target cuda --budget 40 --out "$OUT/tune-out$i" \
+      ${TUNE_ARGS:-bench/tune/gpt_small.tl} > "$OUT/tune$i.log" 2>&1
     echo "tune run $i: rc=$? $(awk "BEGIN{print $(date +%s.%N) - $t0}") s"
     tail -15 "$OUT/tune$i.log"
   done

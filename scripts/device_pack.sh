@@ -7,7 +7,8 @@
 # needs only its NVIDIA driver and, for the cuBLAS anchor, a libcublas (the CUDA toolkit
 # or PyTorch's nvidia-cublas wheel); nothing is compiled there.
 #
-# Run `make` and `make units` first. Sizes: the libraries are ~43 MB compressed.
+# Run `make`, `make units`, bench/gpu/run.sh (builds build/bench/gpu_gemm) and
+# `scripts/gpu_bundle.sh DIR/bundle` first. Sizes: the libraries are ~43 MB compressed.
 set -eu
 cd "$(dirname "$0")/.."
 D=${1:-.dev}
@@ -30,6 +31,7 @@ for f in "$BUILD/tlc" "$BUILD/tests/test_gpu_diff" "$BUILD/bench/gpu_gemm" "$BUI
   [ -x "$f" ] && cp "$f" "$D/"
 done
 rm -rf "$D/stdlib" && cp -r stdlib "$D/stdlib"
+cp scripts/device_check.sh "$D/"
 
 # The fortunes text (the GPT's default corpus) as plain files.
 if [ ! -d "$D/fortunes" ]; then
