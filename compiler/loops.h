@@ -141,6 +141,22 @@ typedef struct TlLGemm {
     int par_extent;        /* i64 expr: parallel items (batch x mr-row panels) */
 } TlLGemm;
 
+/* Causal attention (Graph IR attn / attn_grad) over BH independent [T, K] heads, all
+ * buffers row-major and contiguous. The lowering fills it and writes the kernel's loop nest
+ * as the reference (one parallel row per item, scores recomputed, nothing T x T held); a
+ * back end with an attention generator compiles from this instead (targets/cpu/attn.c):
+ *   forward:  q, k, v [BH, T, K] -> o [BH, T, K + 1] (outputs, then the row logsumexp)
+ *   backward: q, k, v, o, g (o's adjoint) -> out [3, BH, T, K] (dq, dk, dv)
+ * bq x bk is the score tile held in registers/L1 (schedule data). */
+typedef struct TlLAttn {
+    int on;                /* 1: an attention kernel */
+    int grad;              /* 0: forward, 1: backward */
+    int q, k, v, o, g, out; /* buffers (g: backward only; out == o in the forward) */
+    int bh, t, kd;         /* i64 exprs: heads (all leading dims), sequence, head size */
+    double scale;
+    int bq, bk;            /* query rows x key columns per tile */
+} TlLAttn;
+
 typedef struct TlLKernel {
     char name[64];         /* symbol name, "tl_k<n>_<op>" */
     int node;              /* graph node it computes, -1 */
@@ -149,6 +165,7 @@ typedef struct TlLKernel {
     TlLType *local_type;
     int par_extent;        /* i64 expr: the parallel loop's trip count; -1 = none (call once) */
     TlLGemm gemm;          /* a matmul contraction (gemm.on), else zeros */
+    TlLAttn attn;          /* causal attention (attn.on), else zeros */
 } TlLKernel;
 
 typedef enum TlLHostKind {

@@ -256,6 +256,7 @@ int main(int argc, char **argv) {
     contract_cases();
     movement_cases();
     source_cases();
+    attention_cases();
     scan_cases();
     emit_cases();
     tile_case();
