@@ -321,7 +321,7 @@ static void source_cases(void) {
  * of the tiles, odd and 64-wide heads, a symbolic T, the outputs alone as flash_attention
  * uses them. */
 static void attention_cases(void) {
-    static const int64_t sh[][4] = {{1, 1, 1, 4}, {2, 3, 37, 5}, {1, 2, 70, 64}, {1, 1, 100, 33}, {3, 1, 9, 16}};
+    static const int64_t sh[][4] = {{1, 1, 1, 4}, {2, 3, 37, 5}, {1, 2, 70, 64}, {1, 1, 100, 33}, {3, 1, 9, 16}, {1, 2, 200, 64}};
     for (size_t c = 0; c < sizeof sh / sizeof *sh; c++) {
         for (int sliced = 0; sliced < 2; sliced++) {
             begin();

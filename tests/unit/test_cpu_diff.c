@@ -151,6 +151,35 @@ static void graph_case_run(const char *name, int exact) {
 
 /* ---- emitters ---- */
 
+/* attn and attn_grad of f32 heads with a constant head size compile through the
+ * attention generator (targets/cpu/attn.c), not their loop nests. */
+static void emit_attn_cases(void) {
+    begin();
+    int64_t d[3] = {2, 50, 64};
+    int q = param(TL_F32, shp(3, d), -1, 1), k = param(TL_F32, shp(3, d), -1, 1), v = param(TL_F32, shp(3, d), -1, 1);
+    int o = tl_g_attn(G, q, k, v, 0.125, L);
+    int g = input(TL_F32, G->nodes[o].shape, -1, 1);
+    tl_graph_add_output(G, o);
+    tl_graph_add_output(G, tl_g_attn_grad(G, q, k, v, o, g, 0.125, L));
+    char err[256];
+    case_begin("emit llvm: attn through the attention generator (blocked, 16-wide, no T x T buffer)");
+    char *ir = tl_cpu_emit_llvm(G, NULL, NULL, err, sizeof err);
+    EXPECTF(ir != NULL, "%s", err);
+    EXPECT(ir && strstr(ir, "a.body") && strstr(ir, "<16 x float>"));
+    free(ir);
+    TlCpuProgram *p = tl_cpu_compile(G, NULL, err, sizeof err);
+    EXPECTF(p != NULL, "%s", err);
+    for (int i = 0; p && i < tl_cpu_loops(p)->nbuf; i++) { /* no buffer of T x T or more per head */
+        const TlLProgram *lp = tl_cpu_loops(p);
+        int64_t syms[1] = {0};
+        EXPECTF(tl_loops_eval(lp, lp->buf[i].numel, syms) <= 3 * 2 * 50 * 65, "buffer %d has %lld elements", i,
+                (long long)tl_loops_eval(lp, lp->buf[i].numel, syms));
+    }
+    tl_cpu_free(p);
+    case_end();
+    tl_graph_free(G);
+}
+
 static void emit_cases(void) {
     begin();
     int x = input(TL_F32, symshape(), -1, 1);
@@ -259,6 +288,7 @@ int main(int argc, char **argv) {
     attention_cases();
     scan_cases();
     emit_cases();
+    emit_attn_cases();
     tile_case();
     for (int s = 0; s < nrandom; s++) random_graph_case(s);
     printf("# %d compiled-vs-interpreter cases, %d also checked 1 vs 2 threads\n", ncases, nthreadchecks);
