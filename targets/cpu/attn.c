@@ -18,15 +18,14 @@
  *     S[j][i] = k_j . Qt[.][i], -inf where j > i;  m' = max(m, max_j S);  a = exp(m - m')
  *     P = exp(S - m');  l = a l + sum_j P;  Ot = a Ot + V[j0..]^T P;  m = m'
  *   o_i = Ot[.][i] / l_i,  o_iK = m_i + log l_i
- * backward (FlashAttention-2, recomputing P from L = o[.., K]); two kinds of item,
- * interleaved so that each contiguous range of items has both:
- *   dq item = (head, query block):  Qt, Gt = g^T, L, D = g.o - g_K of the block;
- *     for key tiles: P = exp(S - L), dP[j][i] = v_j . Gt[.][i], dS = P (dP - D),
- *     dQt += K[j0..]^T dS;  dq = scale dQt^T
- *   dk/dv item = (head, key block j0):  Kt = (scale k)^T, Vt = v^T of the block;
- *     for query tiles i0 >= j0: P[i][j] = exp(q_i . Kt[.][j] - L_i) (0 where j > i),
- *     dP[i][j] = g_i . Vt[.][j], dS = P (dP - D_i);  dVt += G^T P, dKt += Q^T dS;
- *     dk = scale dKt^T, dv = dVt^T
+ * backward (FlashAttention-2, recomputing P from L = o[.., K]), item = head:
+ *   dq = 0; for each key block j0 (stationary: Kt = (scale k)^T, Vt = v^T; dKt = dVt = 0):
+ *     for query tiles i0 >= j0 (streamed), with L_i = o_iK, D_i = g_i.o_i - g_iK:
+ *       P[i][j] = exp(q_i . Kt[.][j] - L_i) (0 where j > i),  dP[i][j] = g_i . Vt[.][j],
+ *       dS = scale P (dP - D_i);  dVt += G^T P,  dKt += Q^T dS,  dq_i += dS[i][.] K[j0..]
+ *     dk = dKt^T, dv = dVt^T
+ *   (five products per tile; dq rows belong to the head's item, so no races and no
+ *   second pass over the scores).
  * Every output element is written by exactly one item, in an order fixed by the schedule:
  * the results are bitwise the same for any thread count. Partial blocks (T not a multiple
  * of B or BK) clamp row indices to T - 1 for loads (the causal mask zeroes those keys) and
@@ -103,14 +102,20 @@ static LLVMValueRef vfma(A *a, LLVMValueRef x, LLVMValueRef y, LLVMValueRef z) {
 static LLVMValueRef vmax(A *a, LLVMValueRef x, LLVMValueRef y) {
     return LLVMBuildSelect(a->b, LLVMBuildFCmp(a->b, LLVMRealOGT, x, y, ""), x, y, "");
 }
-static LLVMValueRef vexp(A *a, LLVMValueRef x) { return tl_vmath_f32(a->mod, a->b, TL_VM_EXP, x); }
-
 static LLVMValueRef splat(A *a, LLVMValueRef x) {
     LLVMTypeRef vt = LLVMTypeOf(x) == a->f32 ? a->vf : a->vi32;
     LLVMValueRef v = LLVMBuildInsertElement(a->b, LLVMGetPoison(vt), x, c32(a, 0), "");
     return LLVMBuildShuffleVector(a->b, v, LLVMGetPoison(vt), LLVMConstNull(a->vi32), "");
 }
 static LLVMValueRef vconst(A *a, double v) { return splat(a, cf(a, v)); }
+
+/* exp, flushed to 0 below e^-87 (no denormal probabilities: they would slow the FMAs of
+ * the products down, and the masked scores, -inf, come out exactly 0) */
+static LLVMValueRef vexp(A *a, LLVMValueRef x) {
+    LLVMValueRef y = tl_vmath_f32(a->mod, a->b, TL_VM_EXP, x);
+    return LLVMBuildSelect(a->b, LLVMBuildFCmp(a->b, LLVMRealOLT, x, vconst(a, -87.0), ""), LLVMConstNull(a->vf), y, "");
+}
+
 
 /* <16 x i32>: base + 16 v + lane (base an i64) */
 static LLVMValueRef lane_index(A *a, LLVMValueRef base, int v) {
@@ -260,11 +265,13 @@ static void emit_forward(A *a, const TlCpuAttnArgs *x) {
     zero(a, ot, a->Kp * B);
     for (int v = 0; v < NV; v++) st(a, vconst(a, -INFINITY), m[v]), st(a, LLVMConstNull(a->vf), l[v]);
     Loop lj;
-    LLVMValueRef j0 = loop_open(a, &lj, ci(a, 0), imin(a, add(a, i0, ci(a, B)), T), a->BK);
+    LLVMValueRef jend = imin(a, add(a, i0, ci(a, B)), T);
+    LLVMValueRef j0 = loop_open(a, &lj, ci(a, 0), jend, a->BK);
+    LLVMValueRef nk = imin(a, ci(a, a->BK), sub(a, jend, j0)); /* keys of the tile any row sees */
     for (int v = 0; v < NV; v++) st(a, vconst(a, -INFINITY), tm[v]);
     {   /* the scores of the tile, masked, and their running max */
         Loop lg;
-        LLVMValueRef jg = loop_open(a, &lg, ci(a, 0), ci(a, a->BK), a->MR), arow[16];
+        LLVMValueRef jg = loop_open(a, &lg, ci(a, 0), nk, a->MR), arow[16];
         LLVMValueRef j = add(a, j0, jg);
         stream_rows(a, arow, kh, j, ci(a, K));
         acc.R = a->MR;
@@ -291,7 +298,7 @@ static void emit_forward(A *a, const TlCpuAttnArgs *x) {
     }
     {   /* P = exp(S - m'), l += sum_j P */
         Loop lp;
-        LLVMValueRef jj = loop_open(a, &lp, ci(a, 0), ci(a, a->BK), 1);
+        LLVMValueRef jj = loop_open(a, &lp, ci(a, 0), nk, 1);
         LLVMValueRef row = mul(a, jj, ci(a, B));
         for (int v = 0; v < NV; v++) {
             LLVMValueRef at = fptr(a, sc, add(a, row, ci(a, 16 * v)));
@@ -302,7 +309,7 @@ static void emit_forward(A *a, const TlCpuAttnArgs *x) {
         loop_close(a, &lp);
     }
     acc.R = a->MC;
-    update_t(a, ot, al, fptr(a, vh, mul(a, j0, ci(a, K))), ci(a, K), sc, imin(a, ci(a, a->BK), sub(a, T, j0)), &acc);
+    update_t(a, ot, al, fptr(a, vh, mul(a, j0, ci(a, K))), ci(a, K), sc, nk, &acc);
     loop_close(a, &lj);
     for (int v = 0; v < NV; v++) {
         vst(a, LLVMBuildLoad2(a->b, a->vf, m[v], ""), fptr(a, ms, ci(a, 16 * v)));
@@ -339,63 +346,85 @@ static void row_stats(A *a, LLVMValueRef dd, LLVMValueRef ll, LLVMValueRef gh, L
     loop_close(a, &li);
 }
 
-/* dq for the query block i0 of one head (h* are the head's base pointers). */
-static void emit_dq(A *a, LLVMValueRef i0, LLVMValueRef qh, LLVMValueRef kh, LLVMValueRef vh, LLVMValueRef oh,
-                    LLVMValueRef gh, LLVMValueRef dqh, LLVMValueRef *scratch, Acc *acc) {
-    int B = a->B, NV = a->NV, K = a->K;
-    LLVMValueRef qt = scratch[0], gt = scratch[1], dqt = scratch[2], sc = scratch[3], dd = scratch[4], ll = scratch[5];
-    LLVMValueRef T = a->T, K1 = ci(a, K + 1);
-    pack_t(a, qt, qh, i0, ci(a, K), a->scale);
-    pack_t(a, gt, gh, i0, K1, 1.0);
-    row_stats(a, dd, ll, gh, oh, i0, B);
-    zero(a, dqt, a->Kp * B);
-    Loop lj;
-    LLVMValueRef j0 = loop_open(a, &lj, ci(a, 0), imin(a, add(a, i0, ci(a, B)), T), a->BK);
-    {
-        Loop lg;
-        LLVMValueRef jg = loop_open(a, &lg, ci(a, 0), ci(a, a->BK), a->MR), arow[16];
-        LLVMValueRef j = add(a, j0, jg);
-        acc->R = a->MR;
-        /* P = exp(S - L), 0 where j > i, into the tile */
-        stream_rows(a, arow, kh, j, ci(a, K));
-        acc_zero(a, acc);
-        opk(a, acc, arow, ci(a, 1), qt, ci(a, K));
-        for (int r = 0; r < a->MR; r++) {
-            LLVMValueRef jr = splat(a, LLVMBuildTrunc(a->b, add(a, j, ci(a, r)), a->i32, ""));
-            LLVMValueRef row = mul(a, add(a, jg, ci(a, r)), ci(a, B));
-            for (int v = 0; v < NV; v++) {
-                LLVMValueRef p = vexp(a, LLVMBuildFSub(a->b, acc_get(a, acc, r, v), vld(a, fptr(a, ll, ci(a, 16 * v))), ""));
-                LLVMValueRef masked = LLVMBuildICmp(a->b, LLVMIntSGT, jr, lane_index(a, i0, v), "");
-                vst(a, LLVMBuildSelect(a->b, masked, LLVMConstNull(a->vf), p, ""), fptr(a, sc, add(a, row, ci(a, 16 * v))));
-            }
-        }
-        /* dS = P (dP - D), dP[j][i] = v_j . g_i */
-        stream_rows(a, arow, vh, j, ci(a, K));
-        acc_zero(a, acc);
-        opk(a, acc, arow, ci(a, 1), gt, ci(a, K));
-        for (int r = 0; r < a->MR; r++) {
-            LLVMValueRef row = mul(a, add(a, jg, ci(a, r)), ci(a, B));
-            for (int v = 0; v < NV; v++) {
-                LLVMValueRef at = fptr(a, sc, add(a, row, ci(a, 16 * v)));
-                LLVMValueRef d = LLVMBuildFSub(a->b, acc_get(a, acc, r, v), vld(a, fptr(a, dd, ci(a, 16 * v))), "");
-                vst(a, LLVMBuildFMul(a->b, vld(a, at), d, ""), at);
-            }
-        }
-        loop_close(a, &lg);
-    }
-    acc->R = a->MC;
-    update_t(a, dqt, NULL, fptr(a, kh, mul(a, j0, ci(a, K))), ci(a, K), sc, imin(a, ci(a, a->BK), sub(a, T, j0)), acc);
-    loop_close(a, &lj);
-    unpack_t(a, dqh, ci(a, K), dqt, i0, a->scale, NULL);
+/* <16 x i1>: lanes 16 v + l < K, and `valid` (an i1) */
+static LLVMValueRef kmask(A *a, int v, LLVMValueRef valid) {
+    LLVMValueRef lanes[16];
+    for (int l = 0; l < 16; l++) lanes[l] = LLVMConstInt(LLVMInt1TypeInContext(a->ctx), 16 * v + l < a->K, 0);
+    LLVMValueRef m = LLVMConstVector(lanes, 16);
+    if (!valid) return m;
+    return LLVMBuildAnd(a->b, m, LLVMBuildShuffleVector(a->b, LLVMBuildInsertElement(a->b, LLVMGetPoison(LLVMVectorType(a->i1, 16)), valid, c32(a, 0), ""),
+                                                        LLVMGetPoison(LLVMVectorType(a->i1, 16)), LLVMConstNull(a->vi32), ""), "");
 }
 
-/* dk, dv for the key block j0 of one head. */
-static void emit_dkv(A *a, LLVMValueRef j0, LLVMValueRef qh, LLVMValueRef kh, LLVMValueRef vh, LLVMValueRef oh,
-                     LLVMValueRef gh, LLVMValueRef dkh, LLVMValueRef dvh, LLVMValueRef *scratch, Acc *acc) {
+static LLVMValueRef mload(A *a, LLVMValueRef p, LLVMValueRef mask) {
+    LLVMTypeRef ov[2] = {a->vf, a->ptr};
+    unsigned id = LLVMLookupIntrinsicID("llvm.masked.load", 16);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(a->mod, id, ov, 2);
+    LLVMValueRef args[4] = {p, c32(a, 4), mask, LLVMConstNull(a->vf)};
+    return LLVMBuildCall2(a->b, LLVMIntrinsicGetType(a->ctx, id, ov, 2), f, args, 4, "");
+}
+
+static void mstore(A *a, LLVMValueRef v, LLVMValueRef p, LLVMValueRef mask) {
+    LLVMTypeRef ov[2] = {a->vf, a->ptr};
+    unsigned id = LLVMLookupIntrinsicID("llvm.masked.store", 17);
+    LLVMValueRef f = LLVMGetIntrinsicDeclaration(a->mod, id, ov, 2);
+    LLVMValueRef args[4] = {v, p, c32(a, 4), mask};
+    LLVMBuildCall2(a->b, LLVMIntrinsicGetType(a->ctx, id, ov, 2), f, args, 4, "");
+}
+
+/* dq[i] += sum_{jj < n} ds[ii][jj] k[jj] for the query rows i = i0 + ii of the tile
+ * (ii < BK, i < T), vectors along the head dimension: MQ rows x NK vectors per step.
+ * kb points at the key block's first row; ds rows are B floats (scale folded in). */
+static void update_dq(A *a, LLVMValueRef dqh, LLVMValueRef i0, LLVMValueRef ds, LLVMValueRef kb, LLVMValueRef n,
+                      LLVMValueRef *acc, int MQ, int NK) {
+    LLVMValueRef K = ci(a, a->K);
+    Loop lg, lj;
+    LLVMValueRef ig = loop_open(a, &lg, ci(a, 0), ci(a, a->BK), MQ), row[24], valid[24], arow[24];
+    for (int r = 0; r < MQ; r++) {
+        LLVMValueRef ii = add(a, ig, ci(a, r)), i = add(a, i0, ii);
+        valid[r] = LLVMBuildAnd(a->b, LLVMBuildICmp(a->b, LLVMIntSLT, ii, ci(a, a->BK), ""),
+                                LLVMBuildICmp(a->b, LLVMIntSLT, i, a->T, ""), "");
+        row[r] = fptr(a, dqh, mul(a, imin(a, i, sub(a, a->T, ci(a, 1))), K));
+        arow[r] = fptr(a, ds, mul(a, ii, ci(a, a->B)));
+        for (int v = 0; v < NK; v++) LLVMBuildStore(a->b, mload(a, fptr(a, row[r], ci(a, 16 * v)), kmask(a, v, valid[r])), acc[r * NK + v]);
+    }
+    LLVMValueRef jj = loop_open(a, &lj, ci(a, 0), n, 1), kv[16];
+    LLVMValueRef krow = fptr(a, kb, mul(a, jj, K));
+    for (int v = 0; v < NK; v++) kv[v] = 16 * v + 16 <= a->K ? LLVMBuildLoad2(a->b, a->vf, fptr(a, krow, ci(a, 16 * v)), "")
+                                                             : mload(a, fptr(a, krow, ci(a, 16 * v)), kmask(a, v, NULL));
+    for (int v = 0; v < NK; v++)
+        if (16 * v + 16 <= a->K) LLVMSetAlignment(kv[v], 4);
+    for (int r = 0; r < MQ; r++) {
+        LLVMValueRef sv = splat(a, ld(a, fptr(a, arow[r], jj)));
+        for (int v = 0; v < NK; v++)
+            LLVMBuildStore(a->b, vfma(a, sv, kv[v], LLVMBuildLoad2(a->b, a->vf, acc[r * NK + v], "")), acc[r * NK + v]);
+    }
+    loop_close(a, &lj);
+    for (int r = 0; r < MQ; r++)
+        for (int v = 0; v < NK; v++)
+            mstore(a, LLVMBuildLoad2(a->b, a->vf, acc[r * NK + v], ""), fptr(a, row[r], ci(a, 16 * v)), kmask(a, v, valid[r]));
+    loop_close(a, &lg);
+}
+
+/* The backward of one head: for each key block j0 (stationary, Kt = (scale k)^T, Vt =
+ * v^T), for each query tile i0 >= j0: P, dS as above (dS scaled), dVt += G^T P,
+ * dKt += Q^T dS, dq += dS K; then the block's dk, dv. dq rows are owned by the head's
+ * item and accumulated in key block order. */
+static void emit_backward_head(A *a, LLVMValueRef qh, LLVMValueRef kh, LLVMValueRef vh, LLVMValueRef oh,
+                               LLVMValueRef gh, LLVMValueRef dqh, LLVMValueRef dkh, LLVMValueRef dvh, LLVMValueRef *scratch,
+                               Acc *acc, LLVMValueRef *qacc, int MQ, int NK) {
     int B = a->B, NV = a->NV, K = a->K;
     LLVMValueRef kt = scratch[0], vt = scratch[1], dkt = scratch[2], sc = scratch[3], dd = scratch[4], ll = scratch[5];
     LLVMValueRef dvt = scratch[6], ds = scratch[7];
     LLVMValueRef T = a->T, K1 = ci(a, K + 1);
+    {   /* dq = 0 */
+        Loop lz;
+        LLVMValueRef z = loop_open(a, &lz, ci(a, 0), mul(a, T, ci(a, K)), 1);
+        st(a, cf(a, 0), fptr(a, dqh, z));
+        loop_close(a, &lz);
+    }
+    Loop lb;
+    LLVMValueRef j0 = loop_open(a, &lb, ci(a, 0), T, B);
     pack_t(a, kt, kh, j0, ci(a, K), a->scale);
     pack_t(a, vt, vh, j0, ci(a, K), 1.0);
     zero(a, dkt, a->Kp * B);
@@ -422,7 +451,7 @@ static void emit_dkv(A *a, LLVMValueRef j0, LLVMValueRef qh, LLVMValueRef kh, LL
                 vst(a, LLVMBuildSelect(a->b, masked, LLVMConstNull(a->vf), p, ""), fptr(a, sc, add(a, row, ci(a, 16 * v))));
             }
         }
-        /* dS = P (dP - D_i), dP[i][j] = g_i . Vt[.][j] */
+        /* dS = scale P (dP - D_i), dP[i][j] = g_i . Vt[.][j] */
         stream_rows(a, arow, gh, i, K1);
         acc_zero(a, acc);
         opk(a, acc, arow, ci(a, 1), vt, ci(a, K));
@@ -432,7 +461,8 @@ static void emit_dkv(A *a, LLVMValueRef j0, LLVMValueRef qh, LLVMValueRef kh, LL
             for (int v = 0; v < NV; v++) {
                 LLVMValueRef off = add(a, row, ci(a, 16 * v));
                 LLVMValueRef d = LLVMBuildFSub(a->b, acc_get(a, acc, r, v), dr, "");
-                vst(a, LLVMBuildFMul(a->b, vld(a, fptr(a, sc, off)), d, ""), fptr(a, ds, off));
+                LLVMValueRef x = LLVMBuildFMul(a->b, LLVMBuildFMul(a->b, vld(a, fptr(a, sc, off)), d, ""), vconst(a, a->scale), "");
+                vst(a, x, fptr(a, ds, off));
             }
         }
         loop_close(a, &lg);
@@ -441,41 +471,35 @@ static void emit_dkv(A *a, LLVMValueRef j0, LLVMValueRef qh, LLVMValueRef kh, LL
     acc->R = a->MC;
     update_t(a, dvt, NULL, fptr(a, gh, mul(a, i0, K1)), K1, sc, n, acc);
     update_t(a, dkt, NULL, fptr(a, qh, mul(a, i0, ci(a, K))), ci(a, K), ds, n, acc);
+    update_dq(a, dqh, i0, ds, fptr(a, kh, mul(a, j0, ci(a, K))), imin(a, ci(a, B), sub(a, T, j0)), qacc, MQ, NK);
     loop_close(a, &li);
-    unpack_t(a, dkh, ci(a, K), dkt, j0, a->scale, NULL);
+    unpack_t(a, dkh, ci(a, K), dkt, j0, 1.0, NULL);
     unpack_t(a, dvh, ci(a, K), dvt, j0, 1.0, NULL);
+    loop_close(a, &lb);
 }
 
 static void emit_backward(A *a, const TlCpuAttnArgs *x) {
     int B = a->B, K = a->K;
     LLVMValueRef T = a->T, K1 = ci(a, K + 1);
+    int NK = (K + 15) / 16, MQ = 24 / NK < 1 ? 1 : 24 / NK > 8 ? 8 : 24 / NK;
     int stile = a->BK > B ? a->BK : B; /* rows of the stats arrays */
     LLVMValueRef scratch[8] = {
         entry_alloca(a, a->f32, K * B), entry_alloca(a, a->f32, K * B), entry_alloca(a, a->f32, a->Kp * B),
         entry_alloca(a, a->f32, a->BK * B), entry_alloca(a, a->f32, stile), entry_alloca(a, a->f32, stile),
-        entry_alloca(a, a->f32, a->Kp * B), entry_alloca(a, a->f32, a->BK * B),
+        entry_alloca(a, a->f32, a->Kp * B), entry_alloca(a, a->f32, (a->BK + MQ) * B),
     };
     Acc acc;
     acc_init(a, &acc, a->MR > a->MC ? a->MR : a->MC);
-    LLVMValueRef nb = LLVMBuildSDiv(a->b, add(a, T, ci(a, B - 1)), ci(a, B), "");
+    LLVMValueRef qacc[24];
+    for (int i = 0; i < MQ * NK; i++) qacc[i] = entry_alloca(a, a->vf, 0);
     LLVMValueRef N = mul(a, mul(a, x->bh, T), ci(a, K));
     Loop li;
-    LLVMValueRef it = loop_open(a, &li, x->begin, x->end, 1);
-    LLVMValueRef rest = LLVMBuildSDiv(a->b, it, ci(a, 2), "");
-    LLVMValueRef hd = LLVMBuildSDiv(a->b, rest, nb, ""), r0 = mul(a, LLVMBuildSRem(a->b, rest, nb, ""), ci(a, B));
+    LLVMValueRef hd = loop_open(a, &li, x->begin, x->end, 1);
     LLVMValueRef hk = mul(a, mul(a, hd, T), ci(a, K)), ho = mul(a, mul(a, hd, T), K1);
     LLVMValueRef qh = fptr(a, x->q, hk), kh = fptr(a, x->k, hk), vh = fptr(a, x->v, hk);
     LLVMValueRef oh = fptr(a, x->o, ho), gh = fptr(a, x->g, ho);
     LLVMValueRef dq = fptr(a, x->out, hk), dk = fptr(a, x->out, add(a, N, hk)), dv = fptr(a, x->out, add(a, add(a, N, N), hk));
-    LLVMBasicBlockRef bq = block(a, "a.dq"), bkv = block(a, "a.dkv"), join = block(a, "a.next");
-    LLVMBuildCondBr(a->b, LLVMBuildICmp(a->b, LLVMIntEQ, LLVMBuildSRem(a->b, it, ci(a, 2), ""), ci(a, 0), ""), bq, bkv);
-    LLVMPositionBuilderAtEnd(a->b, bq);
-    emit_dq(a, r0, qh, kh, vh, oh, gh, dq, scratch, &acc);
-    LLVMBuildBr(a->b, join);
-    LLVMPositionBuilderAtEnd(a->b, bkv);
-    emit_dkv(a, r0, qh, kh, vh, oh, gh, dk, dv, scratch, &acc);
-    LLVMBuildBr(a->b, join);
-    LLVMPositionBuilderAtEnd(a->b, join);
+    emit_backward_head(a, qh, kh, vh, oh, gh, dq, dk, dv, scratch, &acc, qacc, MQ, NK);
     loop_close(a, &li);
 }
 

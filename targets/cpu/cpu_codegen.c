@@ -408,8 +408,7 @@ static LLVMValueRef kernel_extent(Cg *c, const TlLKernel *k) {
     if (attn_fast(c, k, &K)) {
         LLVMValueRef T = gen(c, k->attn.t), bq = LLVMConstInt(c->i64, (unsigned)k->attn.bq, 0);
         LLVMValueRef nb = LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, T, LLVMConstInt(c->i64, (unsigned)k->attn.bq - 1, 0), ""), bq, "");
-        LLVMValueRef n = LLVMBuildMul(c->b, gen(c, k->attn.bh), nb, "");
-        return k->attn.grad ? LLVMBuildMul(c->b, n, LLVMConstInt(c->i64, 2, 0), "") : n;
+        return k->attn.grad ? gen(c, k->attn.bh) : LLVMBuildMul(c->b, gen(c, k->attn.bh), nb, "");
     }
     int ext = tl_cpu_gemm_supported(c->t, &k->gemm) ? k->gemm.par_extent : k->par_extent;
     return ext >= 0 ? gen(c, ext) : LLVMConstInt(c->i64, 1, 0);
