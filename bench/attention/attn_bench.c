@@ -7,7 +7,9 @@
  *   fwd:     o
  *   fwd+bwd: o and dq, dk, dv = vjp(o; do) (do an input), as torch's o.backward(do)
  * compiles both, runs each REPS times after one warm-up, and prints one line per mode:
- *   fwd <median ms> <min ms>   /   fwdbwd <median ms> <min ms>
+ *   fwd <median ms> <min ms> <median cpu ms>   /   fwdbwd ...
+ * (cpu ms: the process's CPU time per run, all threads: on a loaded machine it tracks the
+ * work better than the wall clock).
  * With TL_FLASH=0 in the environment the graph is the unfused one (scores materialized:
  * contract, mask, softmax, contract), for comparison. */
 #include <math.h>
@@ -22,9 +24,9 @@
 
 static const TlLoc L = {0, 1, 1, 0, 0};
 
-static double now_ms(void) {
+static double clock_ms(clockid_t c) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(c, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
@@ -47,7 +49,7 @@ static int unfused(TlGraph *g, int q, int k, int v, double scale) {
 }
 
 static double run_mode(int64_t B, int64_t H, int64_t T, int64_t K, int threads, int reps, int bwd, int flash,
-                       double *minv) {
+                       double *minv, double *cpuv) {
     TlGraph *g = tl_graph_new();
     int64_t d[4] = {B, H, T, K};
     TlGShape s = tl_gshape_make(g, 4, d);
@@ -89,20 +91,22 @@ static double run_mode(int64_t B, int64_t H, int64_t T, int64_t K, int threads, 
         tl_cpu_set_named(p, names[t], x, n);
     }
     free(x);
-    double *ms = malloc(sizeof(double) * (size_t)(reps + 1));
+    double *ms = malloc(sizeof(double) * (size_t)(reps + 1)), *cpu = malloc(sizeof(double) * (size_t)(reps + 1));
     if (tl_cpu_run(p)) { /* warm-up */
         fprintf(stderr, "attn_bench: %s\n", tl_cpu_error(p));
         exit(1);
     }
     for (int i = 0; i < reps; i++) {
-        double t0 = now_ms();
+        double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
         tl_cpu_run(p);
-        ms[i] = now_ms() - t0;
+        ms[i] = clock_ms(CLOCK_MONOTONIC) - t0;
+        cpu[i] = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
     }
     qsort(ms, (size_t)reps, sizeof *ms, cmp_d);
+    qsort(cpu, (size_t)reps, sizeof *cpu, cmp_d);
     double med = ms[reps / 2];
-    *minv = ms[0];
-    free(ms);
+    *minv = ms[0], *cpuv = cpu[reps / 2];
+    free(ms), free(cpu);
     tl_cpu_free(p);
     tl_graph_free(g);
     return med;
@@ -117,9 +121,9 @@ int main(int argc, char **argv) {
     int threads = atoi(argv[5]), reps = argc > 6 ? atoi(argv[6]) : 5;
     const char *e = getenv("TL_FLASH");
     int flash = !e || strcmp(e, "0") != 0;
-    double mn, med = run_mode(B, H, T, K, threads, reps, 0, flash, &mn);
-    printf("fwd %.4f %.4f\n", med, mn);
-    med = run_mode(B, H, T, K, threads, reps, 1, flash, &mn);
-    printf("fwdbwd %.4f %.4f\n", med, mn);
+    double mn, cpu, med = run_mode(B, H, T, K, threads, reps, 0, flash, &mn, &cpu);
+    printf("fwd %.4f %.4f %.4f\n", med, mn, cpu);
+    med = run_mode(B, H, T, K, threads, reps, 1, flash, &mn, &cpu);
+    printf("fwdbwd %.4f %.4f %.4f\n", med, mn, cpu);
     return 0;
 }

@@ -6,9 +6,10 @@
 #
 # Each figure is the median of REPS runs (after a warm-up); tl and torch alternate for
 # ROUNDS rounds and each side keeps its best median, so a burst of load from other
-# processes on a shared machine does not decide a ratio. Prints a table (ms; ratio =
-# torch / tl, > 1: tl faster), writes bench/results/attention-<date>.json and merges the
-# figures into bench/results.json. Skips (exit 0) without a Python with torch.
+# processes on a shared machine does not decide a ratio. Wall-clock ms, and with 1 thread
+# also the process's CPU ms (the work, whatever the load). Prints a table (ratio = torch /
+# tl, > 1: tl faster), writes bench/results/attention-<date>.json and merges the figures
+# into bench/results.json. Skips (exit 0) without a Python with torch.
 #
 # Environment: B (16), H (4), K (64), TS ("128 256 512 1024 2048"), THREADS ("1 2"),
 # REPS (5), ROUNDS (2), PY (bench/.venv/bin/python), RESULTS (bench/results.json),
@@ -53,28 +54,37 @@ done
 python3 - "$tmp/lines" "$out" "$RESULTS" "$B" "$H" "$K" <<'PY'
 import json, os, sys
 lines, out, results, B, H, K = sys.argv[1:]
-best = {}
+best, bcpu = {}, {}
 for ln in open(lines):
-    who, th, T, mode, med, _mn = ln.split()
+    who, th, T, mode, med, _mn, cpu = ln.split()
     key = (who, int(th), int(T), mode)
     best[key] = min(best.get(key, float("inf")), float(med))
+    bcpu[key] = min(bcpu.get(key, float("inf")), float(cpu))
 rows = sorted({(th, T) for (_, th, T, _) in best})
 unf = any(k[0] == "unfused" for k in best)
-print(f"{'threads':>7} {'T':>5} | {'fwd tl':>9} {'torch':>9} {'ratio':>6} | {'fwd+bwd tl':>10} {'torch':>9} {'ratio':>6}"
+print(f"{'threads':>7} {'T':>5} | {'fwd tl':>9} {'torch':>9} {'ratio':>6} {'cpu':>6} | {'fwd+bwd tl':>10} {'torch':>9} {'ratio':>6} {'cpu':>6}"
       + (f" | {'unfused fwd':>11} {'fwd+bwd':>9}" if unf else ""))
 entries = []
 for th, T in rows:
     cells = []
     for mode in ("fwd", "fwdbwd"):
-        tl, to = best.get(("tl", th, T, mode)), best.get(("torch", th, T, mode))
-        cells.append((tl, to, to / tl))
+        k_tl, k_to = ("tl", th, T, mode), ("torch", th, T, mode)
+        tl, to = best[k_tl], best[k_to]
+        cr = bcpu[k_to] / bcpu[k_tl] if th == 1 else float("nan")
+        cells.append((tl, to, to / tl, cr))
         entries.append({"bench": "attention", "metric": f"{mode}_ms_T{T}_{th}t", "tl": round(tl, 3),
                         "anchor_name": "torch_sdpa", "anchor": round(to, 3), "ratio": round(to / tl, 4),
                         "config": f"B={B} H={H} K={K} f32 causal"})
-    line = f"{th:>7} {T:>5} | {cells[0][0]:9.2f} {cells[0][1]:9.2f} {cells[0][2]:6.2f} | {cells[1][0]:10.2f} {cells[1][1]:9.2f} {cells[1][2]:6.2f}"
+        if th == 1:
+            entries.append({"bench": "attention", "metric": f"{mode}_cpu_ms_T{T}_1t", "tl": round(bcpu[k_tl], 3),
+                            "anchor_name": "torch_sdpa", "anchor": round(bcpu[k_to], 3), "ratio": round(cr, 4),
+                            "config": f"B={B} H={H} K={K} f32 causal"})
+    line = (f"{th:>7} {T:>5} | {cells[0][0]:9.2f} {cells[0][1]:9.2f} {cells[0][2]:6.2f} {cells[0][3]:6.2f} | "
+            f"{cells[1][0]:10.2f} {cells[1][1]:9.2f} {cells[1][2]:6.2f} {cells[1][3]:6.2f}")
     if unf:
         line += f" | {best[('unfused', th, T, 'fwd')]:11.2f} {best[('unfused', th, T, 'fwdbwd')]:9.2f}"
     print(line)
+print("ms: best of the rounds' medians; ratio = torch / tl (wall); cpu = the same on CPU time (1 thread)")
 json.dump(entries, open(out, "w"), indent=1)
 old = json.load(open(results)) if os.path.exists(results) else []
 keys = {(e["bench"], e["metric"], e["anchor_name"]) for e in entries}

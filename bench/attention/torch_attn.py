@@ -18,12 +18,13 @@ import torch.nn.functional as F
 
 def timed(fn, reps):
     fn()
-    ms = []
+    ms, cpu = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         ms.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(ms), min(ms)
+        cpu.append((time.process_time() - c0) * 1e3)
+    return statistics.median(ms), min(ms), statistics.median(cpu)
 
 
 def main():
@@ -44,8 +45,8 @@ def main():
         o = F.scaled_dot_product_attention(qg, kg, vg, is_causal=True)
         o.backward(do)
 
-    print("fwd %.4f %.4f" % timed(fwd, reps))
-    print("fwdbwd %.4f %.4f" % timed(fwdbwd, reps))
+    print("fwd %.4f %.4f %.4f" % timed(fwd, reps))
+    print("fwdbwd %.4f %.4f %.4f" % timed(fwdbwd, reps))
 
 
 if __name__ == "__main__":
