@@ -832,7 +832,7 @@ static void attn_desc(Lower *L, TlLKernel *k, int id, int grad, int bh, int T, i
     a->o = grad ? L->nbuf[n->in[3]] : L->nbuf[id], a->g = grad ? L->nbuf[n->in[4]] : -1;
     a->out = L->nbuf[id];
     a->bh = bh, a->t = T, a->kd = K, a->scale = n->fill;
-    a->bq = grad ? 32 : 64, a->bk = 32;
+    a->bq = 32, a->bk = 32; /* 32 x 32 tiles: measured best at T = 128 and 512, K = 64 */
 }
 
 /* attn, per row r = (b, i): m = max_{j<=i} s_ij; l = sum_j exp(s_ij - m);
