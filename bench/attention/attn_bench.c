@@ -74,6 +74,7 @@ static double run_mode(int64_t B, int64_t H, int64_t T, int64_t K, int threads, 
     char err[512];
     TlCpuOptions opt = {0};
     opt.threads = threads;
+    opt.opt_level = 3; /* {0} would mean O0 */
     TlCpuProgram *p = tl_cpu_compile(g, &opt, err, sizeof err);
     if (!p) {
         fprintf(stderr, "attn_bench: %s\n", err);
