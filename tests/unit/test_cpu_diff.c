@@ -70,6 +70,7 @@ static int compare_outputs(TlCpuProgram *p, TlInterp *it, int exact) {
 }
 
 static int ncases, nthreadchecks;
+static int case_opt_level; /* 0 (fast compiles) unless a case asks for O3 */
 
 /* Run G on both, with the same random inputs; then 1 vs 2 threads bitwise. */
 static void run_graph_case(int exact) {
@@ -78,7 +79,7 @@ static void run_graph_case(int exact) {
     char err[512];
     TlInterp *it = tl_interp_new(G);
     TlCpuOptions o = {0};
-    o.threads = 1;
+    o.threads = 1, o.opt_level = case_opt_level;
     TlCpuProgram *p = tl_cpu_compile(G, &o, err, sizeof err);
     EXPECTF(p != NULL, "compile: %s", err);
     if (!p) { tl_interp_free(it); return; }
@@ -147,6 +148,23 @@ static void graph_case_run(const char *name, int exact) {
     case_begin("%s", name);
     run_graph_case(exact);
     case_end();
+}
+
+/* The attention generator's code after O3 (the other cases compile at O0). */
+static void attention_o3_cases(void) {
+    static const int64_t sh[][4] = {{2, 3, 100, 64}, {1, 2, 77, 40}, {1, 1, 130, 16}};
+    case_opt_level = 3;
+    for (size_t c = 0; c < sizeof sh / sizeof *sh; c++) {
+        begin();
+        TlGShape s = shp(4, sh[c]);
+        int q = param(TL_F32, s, -2, 2), k = param(TL_F32, s, -2, 2), v = param(TL_F32, s, -1, 1);
+        int y = tl_g_attn(G, q, k, v, 1.0 / sqrt((double)sh[c][3]), L);
+        char name[96];
+        snprintf(name, sizeof name, "attn [%lld, %lld, %lld, %lld] at O3", (long long)sh[c][0], (long long)sh[c][1],
+                 (long long)sh[c][2], (long long)sh[c][3]);
+        fwdbwd(name, y);
+    }
+    case_opt_level = 0;
 }
 
 /* ---- emitters ---- */
@@ -289,6 +307,7 @@ int main(int argc, char **argv) {
     scan_cases();
     emit_cases();
     emit_attn_cases();
+    attention_o3_cases();
     tile_case();
     for (int s = 0; s < nrandom; s++) random_graph_case(s);
     printf("# %d compiled-vs-interpreter cases, %d also checked 1 vs 2 threads\n", ncases, nthreadchecks);
