@@ -109,13 +109,30 @@ static LLVMValueRef splat(A *a, LLVMValueRef x) {
 }
 static LLVMValueRef vconst(A *a, double v) { return splat(a, cf(a, v)); }
 
-/* exp, flushed to 0 below e^-87 (no denormal probabilities: they would slow the FMAs of
- * the products down, and the masked scores, -inf, come out exactly 0) */
+/* exp of the arguments softmax has (x <= 0 up to rounding), flushed to 0 below e^-87 (no
+ * denormal probabilities: they would slow the products' FMAs down, and the masked scores,
+ * -inf, come out exactly 0). Cheaper than cpu_vmath's general exp, which handles every
+ * range: with xc = clamp(x, -87, 88), t = xc log2e, n = roundeven(t), f = t - n in
+ * [-1/2, 1/2]: exp(x) = 2^n (1 + f P(f)) (Cephes exp2f's degree-6 P, ~1 ulp), 2^n built
+ * in the exponent field (n in [-126, 127]: always normal). NaN passes through. */
 static LLVMValueRef vexp(A *a, LLVMValueRef x) {
-    LLVMValueRef y = tl_vmath_f32(a->mod, a->b, TL_VM_EXP, x);
-    return LLVMBuildSelect(a->b, LLVMBuildFCmp(a->b, LLVMRealOLT, x, vconst(a, -87.0), ""), LLVMConstNull(a->vf), y, "");
+    static const double P[] = {1.535336188319500E-4, 1.339887440266574E-3, 9.618437357674640E-3,
+                               5.550332471162809E-2, 2.402264791363012E-1, 6.931472028550421E-1};
+    LLVMBuilderRef b = a->b;
+    LLVMValueRef lo = vconst(a, -87.0), xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), lo, x, "");
+    xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, xc, vconst(a, 88.0), ""), vconst(a, 88.0), xc, "");
+    LLVMValueRef t = LLVMBuildFMul(b, xc, vconst(a, 1.44269504088896341), "");
+    LLVMValueRef n = intrinsic(a, "llvm.roundeven", a->vf, &t, 1);
+    LLVMValueRef f = LLVMBuildFSub(b, t, n, "");
+    LLVMValueRef p = vconst(a, P[0]);
+    for (int i = 1; i < 6; i++) p = vfma(a, p, f, vconst(a, P[i]));
+    p = vfma(a, p, f, vconst(a, 1.0));
+    LLVMValueRef ni = LLVMBuildFPToSI(b, n, a->vi32, "");
+    LLVMValueRef bits = LLVMBuildShl(b, LLVMBuildAdd(b, ni, splat(a, c32(a, 127)), ""), splat(a, c32(a, 23)), "");
+    LLVMValueRef y = LLVMBuildFMul(b, p, LLVMBuildBitCast(b, bits, a->vf, ""), "");
+    y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), LLVMConstNull(a->vf), y, "");
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, y, "");
 }
-
 
 /* <16 x i32>: base + 16 v + lane (base an i64) */
 static LLVMValueRef lane_index(A *a, LLVMValueRef base, int v) {
