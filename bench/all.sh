@@ -4,6 +4,7 @@
 # "anchor", "ratio"} (ratio > 1 means tl is better). Never part of make test.
 #   bench/run.sh            FMA peak; GEMM vs OpenBLAS (1 and 2 threads)
 #   bench/gpt/run.sh        GPT training step tokens/s vs PyTorch eager and torch.compile
+#   bench/attention/run.sh  fused causal attention vs torch's scaled_dot_product_attention
 #   bench/tokenizer/run.sh  GPT-2 encoding MB/s vs tiktoken and HF tokenizers; BPE training
 #   bench/tune/run.sh       tuned vs default schedules
 #   bench/memory/run.sh     peak memory of the GPT step vs its lower bound
@@ -43,6 +44,7 @@ if files:
     print(f"bench: {len(new)} GEMM entries merged into {path}")
 PY
 run bench/gpt/run.sh
+run bench/attention/run.sh
 run bench/tokenizer/run.sh
 run bench/tune/run.sh
 run bench/memory/run.sh

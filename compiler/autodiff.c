@@ -361,6 +361,13 @@ static int node_grad(Ctx *c, int id) {
         GIVE(x, tl_g_scatter_add(g, gy, b, n.axis, g->nodes[x].shape.dim[n.axis], loc));
         return 0;
     case TL_GOP_SCATTER_ADD: GIVE(x, tl_g_gather(g, gy, b, n.axis, loc)); return 0;
+    case TL_GOP_ATTN: { /* one attn_grad node gives all three: [3, .., T, K] */
+        int gr = tl_g_attn_grad(g, x, b, n.in[2], id, gy, n.fill, loc);
+        TlGShape qs = g->nodes[x].shape;
+        for (int k = 0; k < 3; k++)
+            GIVE(n.in[k], tl_g_reshape(g, tl_g_slice_axis(g, gr, 0, tl_gdim_const(g, k), tl_gdim_const(g, k + 1), 1, loc), qs, loc));
+        return 0;
+    }
     case TL_GOP_PROJ: {
         int *ra = &c->scanadj[x][n.axis];
         *ra = *ra < 0 ? gy : tl_g_add(g, *ra, gy, loc);

@@ -457,7 +457,8 @@ static const char *const op_names[TL_GOP_COUNT] = {
     "input", "param", "const", "random", "iota", "neg", "exp", "log", "sqrt", "rsqrt", "tanh", "erf",
     "sin", "cos", "abs", "add", "sub", "mul", "div", "pow", "max", "min", "eq", "ne", "lt",
     "le", "gt", "ge", "select", "cast", "sum", "rmax", "contract", "reshape", "permute",
-    "broadcast", "slice", "pad", "concat", "gather", "scatter_add", "scan", "proj",
+    "broadcast", "slice", "pad", "concat", "gather", "scatter_add", "attn",
+    "attn_grad", "scan", "proj",
 };
 
 const char *tl_gop_name(TlGOp op) { return op >= 0 && op < TL_GOP_COUNT ? op_names[op] : "?"; }
@@ -921,6 +922,47 @@ int tl_g_scatter_add(TlGraph *g, int src, int idx, int axis, TlGDim size, TlLoc 
     return tl_graph_add_node(g, &n);
 }
 
+/* attn and attn_grad: q, k, v of one float shape [.., T, K] (rank >= 2). */
+static int attn_check(TlGraph *g, int q, int k, int v, TlLoc loc) {
+    const TlGNode *a = &g->nodes[q], *b = &g->nodes[k], *c = &g->nodes[v];
+    if (!tl_dtype_is_float(a->dtype)) return fail(g, loc, "attention needs float operands");
+    if (a->shape.rank < 2 || a->shape.rank >= TL_MAX_RANK)
+        return fail(g, loc, "attention operands must be [.., T, K]");
+    if (a->dtype != b->dtype || a->dtype != c->dtype || !tl_gshape_eq(a->shape, b->shape) ||
+        !tl_gshape_eq(a->shape, c->shape))
+        return fail(g, loc, "attention: q, k and v must have one dtype and shape");
+    return 0;
+}
+
+int tl_g_attn(TlGraph *g, int q, int k, int v, double scale, TlLoc loc) {
+    if (!valid(g, q) || !valid(g, k) || !valid(g, v)) return -1;
+    if (attn_check(g, q, k, v, loc)) return -1;
+    TlGNode n = proto(TL_GOP_ATTN, g->nodes[q].dtype, g->nodes[q].shape, loc);
+    int r = n.shape.rank;
+    n.shape.dim[r - 1] = tl_gdim_add(g, n.shape.dim[r - 1], tl_gdim_const(g, 1));
+    int ins[3] = {q, k, v};
+    n.fill = scale, n.nin = 3, n.in = ins;
+    return tl_graph_add_node(g, &n);
+}
+
+int tl_g_attn_grad(TlGraph *g, int q, int k, int v, int o, int gy, double scale, TlLoc loc) {
+    if (!valid(g, q) || !valid(g, k) || !valid(g, v) || !valid(g, o) || !valid(g, gy)) return -1;
+    if (attn_check(g, q, k, v, loc)) return -1;
+    const TlGNode *a = &g->nodes[q];
+    TlGShape os = a->shape;
+    os.dim[os.rank - 1] = tl_gdim_add(g, os.dim[os.rank - 1], tl_gdim_const(g, 1));
+    if (!tl_gshape_eq(g->nodes[o].shape, os) || !tl_gshape_eq(g->nodes[gy].shape, os) ||
+        g->nodes[o].dtype != a->dtype || g->nodes[gy].dtype != a->dtype)
+        return fail(g, loc, "attn_grad: o and its adjoint must have attn's result shape");
+    TlGNode n = proto(TL_GOP_ATTN_GRAD, a->dtype, a->shape, loc);
+    n.shape.rank = a->shape.rank + 1;
+    n.shape.dim[0] = tl_gdim_const(g, 3);
+    for (int i = 0; i < a->shape.rank; i++) n.shape.dim[i + 1] = a->shape.dim[i];
+    int ins[5] = {q, k, v, o, gy};
+    n.fill = scale, n.nin = 5, n.in = ins;
+    return tl_graph_add_node(g, &n);
+}
+
 int tl_g_proj(TlGraph *g, int scan, int index, TlLoc loc) {
     if (!valid(g, scan)) return -1;
     const TlGNode *s = &g->nodes[scan];
@@ -1040,6 +1082,7 @@ static void print_attrs(FILE *f, const TlGraph *g, const TlGNode *n) {
         break;
     }
     case TL_GOP_PROJ: fprintf(f, " {%d}", n->axis); break;
+    case TL_GOP_ATTN: case TL_GOP_ATTN_GRAD: fprintf(f, " {scale=%.9g}", n->fill); break;
     case TL_GOP_SCAN: fprintf(f, " {ncarry=%d, nseq=%d%s}", n->ncarry, n->nseq, n->reverse ? ", reverse" : ""); break;
     default: break;
     }

@@ -60,6 +60,18 @@
  *   scatter_add (src, idx) axis, size   the adjoint of gather: out (shape src.shape[:axis] ++
  *                                       [size] ++ src.shape[axis+idx.rank:]) = 0, then
  *                                       out[p, idx[j..], s] += src[p, j.., s]
+ *   attn     (q, k, v) fill = scale      causal attention with its row logsumexp: q, k, v of
+ *                                       one float shape [.., T, K]; out [.., T, K + 1]. With
+ *                                       s_ij = scale q_i.k_j for j <= i, m_i = max_j s_ij,
+ *                                       l_i = sum_j exp(s_ij - m_i): out[.., i, d < K] =
+ *                                       sum_j exp(s_ij - m_i) / l_i v_jd, out[.., i, K] =
+ *                                       m_i + log l_i. Back ends never hold the T x T scores
+ *   attn_grad (q, k, v, o, g) fill = scale  the vector-Jacobian product of attn: o = attn(q,
+ *                                       k, v) and the adjoint g, both [.., T, K + 1]; out
+ *                                       [3, .., T, K] = dq, dk, dv. P_ij = exp(s_ij - o_iK),
+ *                                       D_i = sum_{d<K} g_id o_id - g_iK, ds_ij = P_ij (g_i.v_j
+ *                                       - D_i): dq_i = scale sum_j ds_ij k_j, dk_j = scale
+ *                                       sum_i ds_ij q_i, dv_j = sum_i P_ij g_i (i >= j)
  *   scan     (carries.., seqs.., invariants..) body, ncarry, nseq, reverse
  *                                       a loop: for t over axis 0 of the sequences (T steps,
  *                                       t = T-1..0 when reverse), body(carries, seq[t]..,
@@ -113,6 +125,7 @@ typedef enum TlGOp {
     TL_GOP_CONTRACT,
     TL_GOP_RESHAPE, TL_GOP_PERMUTE, TL_GOP_BROADCAST, TL_GOP_SLICE, TL_GOP_PAD, TL_GOP_CONCAT,
     TL_GOP_GATHER, TL_GOP_SCATTER_ADD,
+    TL_GOP_ATTN, TL_GOP_ATTN_GRAD,
     TL_GOP_SCAN, TL_GOP_PROJ,
     TL_GOP_COUNT
 } TlGOp;
@@ -130,7 +143,7 @@ typedef struct TlGNode {
     int *in;               /* operand node ids */
     /* attributes; which are meaningful depends on op (see the table above) */
     const char *name;      /* input, param */
-    double fill;           /* const (when data == NULL), pad */
+    double fill;           /* const (when data == NULL), pad; attn, attn_grad: the scale */
     const double *data;    /* const literal, numel values */
     const char *spec;      /* contract */
     int axis;              /* iota, concat, gather, scatter_add; proj: result index */
@@ -241,6 +254,8 @@ int tl_g_pad(TlGraph *g, int x, const TlGDim *lo, const TlGDim *hi, const int64_
 int tl_g_concat(TlGraph *g, int n, const int *xs, int axis, TlLoc loc);
 int tl_g_gather(TlGraph *g, int table, int idx, int axis, TlLoc loc);
 int tl_g_scatter_add(TlGraph *g, int src, int idx, int axis, TlGDim size, TlLoc loc);
+int tl_g_attn(TlGraph *g, int q, int k, int v, double scale, TlLoc loc);
+int tl_g_attn_grad(TlGraph *g, int q, int k, int v, int o, int gy, double scale, TlLoc loc);
 /* Builds the scan node and its proj nodes: results[0..ncarry) are the final carries,
  * results[ncarry..) the stacked per-step outputs (body->noutputs results in all). Returns
  * the scan node id. */

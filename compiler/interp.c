@@ -517,6 +517,73 @@ static int eval_gather_scatter(TlInterp *it, int id) {
     return 0;
 }
 
+/* attn: naive causal attention in double, row by row (graph.h defines it):
+ *   s_ij = scale q_i.k_j (j <= i), out_i = sum_j softmax_j(s_i) v_j, out_iK = logsumexp_j s_ij */
+static int eval_attn(TlInterp *it, int id) {
+    const TlGNode *n = &it->g->nodes[id];
+    TlTensor *out = &it->val[id];
+    const TlTensor *q = &it->val[n->in[0]], *k = &it->val[n->in[1]], *v = &it->val[n->in[2]];
+    int64_t T = q->dim[q->rank - 2], K = q->dim[q->rank - 1], BH = T > 0 && K > 0 ? q->numel / (T * K) : 0;
+    double *s = xcalloc((size_t)T + 1, sizeof(double));
+    for (int64_t b = 0; b < BH; b++) {
+        int64_t base = b * T * K, obase = b * T * (K + 1);
+        for (int64_t i = 0; i < T; i++) {
+            double m = -INFINITY, l = 0;
+            for (int64_t j = 0; j <= i; j++) {
+                double d = 0;
+                for (int64_t c = 0; c < K; c++) d += tl_tensor_get(q, base + i * K + c) * tl_tensor_get(k, base + j * K + c);
+                s[j] = d * n->fill;
+                m = fmax(m, s[j]);
+            }
+            for (int64_t j = 0; j <= i; j++) l += exp(s[j] - m);
+            for (int64_t c = 0; c < K; c++) {
+                double o = 0;
+                for (int64_t j = 0; j <= i; j++) o += exp(s[j] - m) / l * tl_tensor_get(v, base + j * K + c);
+                setf(out, obase + i * (K + 1) + c, o);
+            }
+            setf(out, obase + i * (K + 1) + K, m + log(l));
+        }
+    }
+    free(s);
+    return 0;
+}
+
+/* attn_grad: the FlashAttention backward, naively in double (graph.h defines it):
+ *   P_ij = exp(s_ij - L_i), D_i = g_i.o_i - g_iK, ds_ij = P_ij (g_i.v_j - D_i),
+ *   dq_i = scale sum_j ds_ij k_j, dk_j = scale sum_i ds_ij q_i, dv_j = sum_i P_ij g_i */
+static int eval_attn_grad(TlInterp *it, int id) {
+    const TlGNode *n = &it->g->nodes[id];
+    TlTensor *out = &it->val[id];
+    const TlTensor *q = &it->val[n->in[0]], *k = &it->val[n->in[1]], *v = &it->val[n->in[2]];
+    const TlTensor *o = &it->val[n->in[3]], *gy = &it->val[n->in[4]];
+    int64_t T = q->dim[q->rank - 2], K = q->dim[q->rank - 1], BH = T > 0 && K > 0 ? q->numel / (T * K) : 0;
+    int64_t K1 = K + 1, N = q->numel;
+    double *acc = xcalloc((size_t)(3 * N) + 1, sizeof(double));
+    for (int64_t b = 0; b < BH; b++) {
+        int64_t base = b * T * K, ob = b * T * K1;
+        for (int64_t i = 0; i < T; i++) {
+            double D = -tl_tensor_get(gy, ob + i * K1 + K), L = tl_tensor_get(o, ob + i * K1 + K);
+            for (int64_t c = 0; c < K; c++) D += tl_tensor_get(gy, ob + i * K1 + c) * tl_tensor_get(o, ob + i * K1 + c);
+            for (int64_t j = 0; j <= i; j++) {
+                double sd = 0, dp = 0;
+                for (int64_t c = 0; c < K; c++) {
+                    sd += tl_tensor_get(q, base + i * K + c) * tl_tensor_get(k, base + j * K + c);
+                    dp += tl_tensor_get(gy, ob + i * K1 + c) * tl_tensor_get(v, base + j * K + c);
+                }
+                double p = exp(sd * n->fill - L), ds = p * (dp - D);
+                for (int64_t c = 0; c < K; c++) {
+                    acc[base + i * K + c] += n->fill * ds * tl_tensor_get(k, base + j * K + c);
+                    acc[N + base + j * K + c] += n->fill * ds * tl_tensor_get(q, base + i * K + c);
+                    acc[2 * N + base + j * K + c] += p * tl_tensor_get(gy, ob + i * K1 + c);
+                }
+            }
+        }
+    }
+    for (int64_t i = 0; i < 3 * N; i++) setf(out, i, acc[i]);
+    free(acc);
+    return 0;
+}
+
 static int eval_random(TlInterp *it, int id) {
     const TlGNode *n = &it->g->nodes[id];
     TlTensor *out = &it->val[id];
@@ -626,6 +693,8 @@ static int eval_node(TlInterp *it, int id) {
     case TL_GOP_CONCAT: return eval_concat(it, id);
     case TL_GOP_GATHER:
     case TL_GOP_SCATTER_ADD: return eval_gather_scatter(it, id);
+    case TL_GOP_ATTN: return eval_attn(it, id);
+    case TL_GOP_ATTN_GRAD: return eval_attn_grad(it, id);
     case TL_GOP_PROJ: return eval_proj(it, id);
     default:
         if (tl_gop_is_elementwise(n->op)) return eval_elementwise(it, id);

@@ -155,6 +155,22 @@ typedef struct TlLGemm {
     int ev_b, ev_i, ev_j;
 } TlLGemm;
 
+/* Causal attention (Graph IR attn / attn_grad) over BH independent [T, K] heads, all
+ * buffers row-major and contiguous. The lowering fills it and writes the kernel's loop nest
+ * as the reference (one parallel row per item, scores recomputed, nothing T x T held); a
+ * back end with an attention generator compiles from this instead (targets/cpu/attn.c):
+ *   forward:  q, k, v [BH, T, K] -> o [BH, T, K + 1] (outputs, then the row logsumexp)
+ *   backward: q, k, v, o, g (o's adjoint) -> out [3, BH, T, K] (dq, dk, dv)
+ * bq x bk is the score tile held in registers/L1 (schedule data). */
+typedef struct TlLAttn {
+    int on;                /* 1: an attention kernel */
+    int grad;              /* 0: forward, 1: backward */
+    int q, k, v, o, g, out; /* buffers (g: backward only; out == o in the forward) */
+    int bh, t, kd;         /* i64 exprs: heads (all leading dims), sequence, head size */
+    double scale;
+    int bq, bk;            /* query rows x key columns per tile */
+} TlLAttn;
+
 typedef struct TlLKernel {
     char name[64];         /* symbol name, "tl_k<n>_<op>" */
     int node;              /* graph node it computes, -1 */
@@ -171,6 +187,7 @@ typedef struct TlLKernel {
      * into a consumer), which is not applied (a warning says so). */
     const struct TlNode *sched, *sched_kernel, *sched_fused;
     char sched_text[192];  /* what the applied block did, for --emit=schedule */
+    TlLAttn attn;          /* causal attention (attn.on), else zeros */
 } TlLKernel;
 
 typedef enum TlLHostKind {

@@ -9,7 +9,7 @@
 
 static const char *const builtin_names[] = {
     "exp", "log", "sqrt", "rsqrt", "tanh", "erf", "sin", "cos", "abs",
-    "maximum", "minimum", "where",
+    "maximum", "minimum", "where", "flash_attention",
     "sum", "max", "min", "mean", "argmax",
     "reshape", "permute", "broadcast_to", "concat", "stack", "pad",
     "zeros", "ones", "full", "arange", "tril", "zeros_like", "ones_like",
@@ -78,6 +78,63 @@ static int get_double(Lower *L, Value *v, double *out, const char *what, TlLoc l
     lower_error(L, loc, "%s must be a number known at compile time", what);
     return -1;
 }
+
+/* TL_FLASH=0 lowers flash_attention to the unfused primitives (for comparisons). */
+static int flash_enabled(void) {
+    const char *e = getenv("TL_FLASH");
+    return !e || strcmp(e, "0") != 0;
+}
+
+/* softmax(mask(q k^T scale)) v with contractions and a materialized [.., T, T] score. */
+static int attention_unfused(TlGraph *g, int q, int k, int v, double scale, TlLoc loc) {
+    const TlGNode *qn = &g->nodes[q];
+    int r = qn->shape.rank;
+    char spec[64], spec2[64], lead[TL_MAX_RANK + 1];
+    for (int i = 0; i < r - 2; i++) lead[i] = (char)('a' + i);
+    lead[r - 2] = 0;
+    snprintf(spec, sizeof spec, "%sik,%sjk->%sij", lead, lead, lead);
+    snprintf(spec2, sizeof spec2, "%sij,%sjk->%sik", lead, lead, lead);
+    int s = tl_g_contract(g, spec, q, k, loc);
+    if (s < 0) return -1;
+    TlGShape ss = g->nodes[s].shape;
+    s = tl_g_mul(g, s, tl_g_const(g, scale, qn->dtype, ss, loc), loc);
+    int causal = tl_g_binary(g, TL_GOP_GE, tl_g_iota(g, TL_I32, ss, r - 2, loc), tl_g_iota(g, TL_I32, ss, r - 1, loc), loc);
+    s = tl_g_select(g, causal, s, tl_g_const(g, -1e30, qn->dtype, ss, loc), loc);
+    uint32_t last = 1u << (r - 1);
+    int m = tl_g_broadcast(g, tl_g_reduce(g, TL_GOP_RMAX, s, last, 1, loc), ss, loc);
+    int e = tl_g_exp(g, tl_g_sub(g, s, m, loc), loc);
+    int p = tl_g_div(g, e, tl_g_broadcast(g, tl_g_sum(g, e, last, 1, loc), ss, loc), loc);
+    return tl_g_contract(g, spec2, p, v, loc);
+}
+
+/* flash_attention(q, k, v, scale = 1/sqrt(K)): causal attention as one attn primitive
+ * (its result's last column, the row logsumexp, is for the backward and sliced off). */
+static Value *flash_attention(Lower *L, Value **args, int nargs, const char **kn, Value **kv, int nk, TlLoc loc) {
+    static const char *const allowed[] = {"scale", NULL};
+    TlGraph *g = L->cur;
+    if (want_args(L, "flash_attention", nargs, 3, 4, loc) < 0 || check_kws(L, "flash_attention", kn, nk, allowed, loc) < 0)
+        return NULL;
+    int q = lower_tensor(L, args[0], 0, loc), k = lower_tensor(L, args[1], 0, loc), v = lower_tensor(L, args[2], 0, loc);
+    if (q < 0 || k < 0 || v < 0) return NULL;
+    const TlGNode *qn = &g->nodes[q];
+    if (qn->shape.rank < 2) return lower_error(L, loc, "flash_attention(): q must be [.., T, K]");
+    Value *sv = nargs > 3 ? args[3] : kw(kn, kv, nk, "scale");
+    double scale;
+    int64_t K;
+    if (sv) {
+        if (get_double(L, sv, &scale, "the scale", loc) < 0) return NULL;
+    } else if (tl_gdim_is_const(g, qn->shape.dim[qn->shape.rank - 1], &K) && K > 0) {
+        scale = 1.0 / sqrt((double)K);
+    } else {
+        return lower_error(L, loc, "flash_attention(): the head size is not known at compile time; pass scale");
+    }
+    if (!flash_enabled()) return lv_tensor(L, attention_unfused(g, q, k, v, scale, loc));
+    int o = tl_g_attn(g, q, k, v, scale, loc);
+    if (o < 0) return lv_tensor(L, -1);
+    int r = g->nodes[o].shape.rank;
+    return lv_tensor(L, tl_g_slice_axis(g, o, r - 1, tl_gdim_const(g, 0), g->nodes[q].shape.dim[r - 1], 1, loc));
+}
+
 
 /* The dims of a shape given as arguments: zeros(B, T, D). */
 static int shape_args(Lower *L, Value **args, int n, TlGShape *s, TlLoc loc) {
@@ -354,6 +411,7 @@ Value *lower_builtin(Lower *L, const char *name, Value **args, int nargs, const 
         if (common_operands(L, args, 2, ids, loc) < 0) return NULL;
         return lv_tensor(L, tl_g_broadcast_binary(g, name[1] == 'a' ? TL_GOP_MAX : TL_GOP_MIN, ids[0], ids[1], loc));
     }
+    if (!strcmp(name, "flash_attention")) return flash_attention(L, args, nargs, kn, kv, nk, loc);
     if (!strcmp(name, "where")) {
         if (want_args(L, name, nargs, 3, 3, loc) < 0 || check_kws(L, name, kn, nk, NULL, loc) < 0) return NULL;
         int c = lower_tensor(L, args[0], 0, loc);

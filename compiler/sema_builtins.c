@@ -16,7 +16,7 @@ typedef enum Rule {
     R_UNARY, R_BINARY, R_WHERE, R_REDUCE, R_ARGMAX, R_RESHAPE, R_PERMUTE, R_BROADCAST_TO,
     R_CONCAT, R_STACK, R_PAD, R_CREATE, R_FULL, R_LIKE, R_ARANGE, R_TRIL, R_TAKE, R_ONE_HOT,
     R_GRAD, R_ARG, R_PRINT, R_TEXT, R_TOKENIZE, R_HOST, R_ZIP, R_ENUMERATE, R_LEN, R_TOPK,
-    R_INIT, R_SAMPLE
+    R_INIT, R_SAMPLE, R_ATTN
 } Rule;
 
 struct Builtin {
@@ -36,6 +36,8 @@ static const Builtin builtins[] = {
     {"abs", R_UNARY, 1, 0, {"x"}},
     {"maximum", R_BINARY, 2, 0, {"a", "b"}}, {"minimum", R_BINARY, 2, 0, {"a", "b"}},
     {"where", R_WHERE, 3, 0, {"cond", "a", "b"}},
+    /* fused attention */
+    {"flash_attention", R_ATTN, 3, 0, {"q", "k", "v", "scale"}},
     /* reductions */
     {"sum", R_REDUCE, 1, 0, {"x", "axis", "keepdim"}}, {"max", R_REDUCE, 1, 0, {"x", "axis", "keepdim"}},
     {"min", R_REDUCE, 1, 0, {"x", "axis", "keepdim"}}, {"mean", R_REDUCE, 1, 0, {"x", "axis", "keepdim"}},
@@ -492,6 +494,27 @@ static const TlType *apply(Sema *S, TlNode *call, const Builtin *b, TlNode **slo
             }
         }
         return tl_type_tensor(S->arena, dt, n, dims);
+    }
+    case R_ATTN: { /* q, k, v: one float type [.., T, K]; the lowering checks the dims */
+        const TlType *q = need_tensor(slot[0], fn, "q"), *k = need_tensor(slot[1], fn, "k"),
+                     *v = need_tensor(slot[2], fn, "v");
+        if (bad(q) || bad(k) || bad(v)) return tl_type_error();
+        if (!tl_dtype_is_float(q->dtype) || q->rank < 2 || k->rank != q->rank || v->rank != q->rank ||
+            k->dtype != q->dtype || v->dtype != q->dtype) {
+            FMT(t, q);
+            tl_error(call->loc, "'flash_attention' needs q, k and v of one float type [.., T, K], not %s", t);
+            return tl_type_error();
+        }
+        if (slot[3]) {
+            const TlType *sc = ty(slot[3]);
+            if (bad(sc)) return sc;
+            if (!tl_type_is_scalar_number(sc)) {
+                FMT(t, sc);
+                tl_error(slot[3]->loc, "the scale of 'flash_attention' must be a number, not %s", t);
+                return tl_type_error();
+            }
+        }
+        return tl_type_copy(S->arena, q);
     }
     case R_LIKE: {
         const TlType *x = need_tensor(slot[0], fn, "x");

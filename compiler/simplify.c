@@ -49,6 +49,7 @@ static int attrs_equal(const TlGraph *g, const TlGNode *a, const TlGNode *b) {
             if (a->lo[i] != b->lo[i] || a->hi[i] != b->hi[i] || a->step[i] != b->step[i]) return 0;
         return a->op == TL_GOP_SLICE || memcmp(&a->fill, &b->fill, sizeof a->fill) == 0;
     case TL_GOP_SCATTER_ADD: return a->size == b->size;
+    case TL_GOP_ATTN: case TL_GOP_ATTN_GRAD: return memcmp(&a->fill, &b->fill, sizeof a->fill) == 0;
     case TL_GOP_SCAN:
         return a->body == b->body && a->ncarry == b->ncarry && a->nseq == b->nseq && a->reverse == b->reverse;
     default: return 1;

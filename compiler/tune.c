@@ -111,6 +111,7 @@ static void neighbours(const TlLProgram *p, int k, const int64_t *syms, const Tl
             if (pfs[i] != s->gemm.prefetch) t = *s, t.gemm.prefetch = pfs[i], add(S, p, k, &t);
         return;
     }
+    if (p->kern[k].attn.on) return; /* compiled by the attention generator, not its loops */
     int loops[TL_KSCHED_MAX_LOOPS];
     int n = tl_loops_kernel_loops(p, k, loops, TL_KSCHED_MAX_LOOPS);
     TlKSched t;

@@ -428,6 +428,38 @@ static void gen_gemm(Cg *c, const TlLKernel *k, LLVMValueRef fn) {
     tl_cpu_gemm_emit(c->mod, c->b, fn, c->t, s, k->name, &a);
 }
 
+/* The head size of an attention kernel when it is a constant the generator handles. */
+static int attn_fast(Cg *c, const TlLKernel *k, int64_t *K) {
+    if (!k->attn.on) return 0;
+    const TlLExpr *e = &c->p->ex[k->attn.kd];
+    if (e->kind != TL_LE_INT) return 0;
+    *K = e->ival;
+    return tl_cpu_attn_supported(c->t, &k->attn, *K);
+}
+
+/* An attention kernel through attn.c instead of its loop nest. */
+static void gen_attn(Cg *c, const TlLKernel *k, LLVMValueRef fn, int64_t K) {
+    const TlLAttn *s = &k->attn;
+    TlCpuAttnArgs a = {
+        .q = c->bufv[s->q], .k = c->bufv[s->k], .v = c->bufv[s->v], .o = c->bufv[s->o],
+        .g = s->g >= 0 ? c->bufv[s->g] : NULL, .out = c->bufv[s->out],
+        .bh = gen(c, s->bh), .t = gen(c, s->t), .begin = c->begin, .end = c->end,
+    };
+    tl_cpu_attn_emit(c->mod, c->b, fn, s, K, &a);
+}
+
+/* The parallel extent of kernel k: its GEMM's or attention's items, or its loop's. */
+static LLVMValueRef kernel_extent(Cg *c, const TlLKernel *k) {
+    int64_t K;
+    if (attn_fast(c, k, &K)) {
+        LLVMValueRef T = gen(c, k->attn.t), bq = LLVMConstInt(c->i64, (unsigned)k->attn.bq, 0);
+        LLVMValueRef nb = LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, T, LLVMConstInt(c->i64, (unsigned)k->attn.bq - 1, 0), ""), bq, "");
+        return k->attn.grad ? gen(c, k->attn.bh) : LLVMBuildMul(c->b, gen(c, k->attn.bh), nb, "");
+    }
+    int ext = tl_cpu_gemm_supported(c->t, &k->gemm) ? k->gemm.par_extent : k->par_extent;
+    return ext >= 0 ? gen(c, ext) : LLVMConstInt(c->i64, 1, 0);
+}
+
 static void gen_kernel(Cg *c, int ki) {
     const TlLProgram *p = c->p;
     const TlLKernel *k = &p->kern[ki];
@@ -461,7 +493,9 @@ static void gen_kernel(Cg *c, int ki) {
     c->localv = malloc(sizeof *c->localv * (size_t)(k->nlocals + 1));
     if (!c->localv) abort();
     for (int l = 0; l < k->nlocals; l++) c->localv[l] = LLVMBuildAlloca(c->b, ltype(c, k->local_type[l]), "");
-    if (tl_cpu_gemm_supported(c->t, &k->gemm)) gen_gemm(c, k, inner);
+    int64_t K;
+    if (attn_fast(c, k, &K)) gen_attn(c, k, inner, K);
+    else if (tl_cpu_gemm_supported(c->t, &k->gemm)) gen_gemm(c, k, inner);
     else gen_stmts(c, k->body);
     LLVMBuildRetVoid(c->b);
     free(c->localv);
@@ -508,8 +542,7 @@ static void gen_host(Cg *c, int h, LLVMValueRef *kfn) {
         switch (o->kind) {
         case TL_LH_KERNEL: {
             const TlLKernel *k = &c->p->kern[o->kernel];
-            int ext = tl_cpu_gemm_supported(c->t, &k->gemm) ? k->gemm.par_extent : k->par_extent;
-            LLVMValueRef n = ext >= 0 ? gen(c, ext) : LLVMConstInt(c->i64, 1, 0);
+            LLVMValueRef n = kernel_extent(c, k);
             LLVMTypeRef pt[5] = {c->ptr, c->ptr, c->ptr, c->ptr, c->i64};
             LLVMValueRef args[5] = {pool, kfn[o->kernel], bufs, syms, n};
             LLVMBuildCall2(c->b, LLVMFunctionType(c->voidt, pt, 5, 0), parfor, args, 5, "");

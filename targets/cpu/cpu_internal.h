@@ -45,4 +45,19 @@ int tl_cpu_gemm_supported(const TlCpuTarget *t, const TlLGemm *g);
 void tl_cpu_gemm_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, const TlCpuTarget *t,
                       const TlLGemm *g, const char *name, const TlCpuGemmArgs *args);
 
+/* attn.c: the body of a causal attention kernel (TlLKernel.attn; docs/cpu-backend.md).
+ * The parallel items are heads x ceil(T / attn.bq) query (or key) blocks, twice that for
+ * the backward. */
+typedef struct TlCpuAttnArgs {
+    LLVMValueRef q, k, v, o, g, out; /* buffer pointers (o, g: backward only) */
+    LLVMValueRef bh, t;              /* i64: heads, sequence length */
+    LLVMValueRef begin, end;         /* the range of items to compute */
+} TlCpuAttnArgs;
+
+/* Whether the target runs the generated kernel (AVX-512F) for head size K (a constant);
+ * otherwise the kernel's loop nest is compiled. */
+int tl_cpu_attn_supported(const TlCpuTarget *t, const TlLAttn *a, int64_t K);
+void tl_cpu_attn_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, const TlLAttn *a, int64_t K,
+                      const TlCpuAttnArgs *args);
+
 #endif

@@ -19,11 +19,19 @@
 typedef struct {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
-    LLVMTypeRef f, i;
+    LLVMTypeRef f, i;    /* f32 and i32, or vectors of them */
+    LLVMTypeRef sf, si;  /* the element types */
+    unsigned lanes;      /* 0: scalar */
 } Vm;
 
-static LLVMValueRef cf(Vm *v, double x) { return LLVMConstReal(v->f, x); }
-static LLVMValueRef ci(Vm *v, long long x) { return LLVMConstInt(v->i, (unsigned long long)x, 1); }
+static LLVMValueRef splat(Vm *v, LLVMValueRef c) {
+    if (!v->lanes) return c;
+    LLVMValueRef e[64];
+    for (unsigned k = 0; k < v->lanes; k++) e[k] = c;
+    return LLVMConstVector(e, v->lanes);
+}
+static LLVMValueRef cf(Vm *v, double x) { return splat(v, LLVMConstReal(v->sf, x)); }
+static LLVMValueRef ci(Vm *v, long long x) { return splat(v, LLVMConstInt(v->si, (unsigned long long)x, 1)); }
 
 static LLVMValueRef call1(Vm *v, const char *name, LLVMValueRef *args, unsigned n) {
     unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
@@ -142,7 +150,12 @@ static LLVMValueRef vm_erf(Vm *v, LLVMValueRef x) {
 
 LLVMValueRef tl_vmath_f32(LLVMModuleRef mod, LLVMBuilderRef b, TlVmFn fn, LLVMValueRef x) {
     LLVMContextRef ctx = LLVMGetModuleContext(mod);
-    Vm v = {mod, b, LLVMFloatTypeInContext(ctx), LLVMInt32TypeInContext(ctx)};
+    LLVMTypeRef sf = LLVMFloatTypeInContext(ctx), si = LLVMInt32TypeInContext(ctx), xt = LLVMTypeOf(x);
+    Vm v = {mod, b, sf, si, sf, si, 0};
+    if (LLVMGetTypeKind(xt) == LLVMVectorTypeKind && LLVMGetVectorSize(xt) <= 64) {
+        v.lanes = LLVMGetVectorSize(xt);
+        v.f = xt, v.i = LLVMVectorType(si, v.lanes);
+    }
     switch (fn) {
     case TL_VM_EXP: return vm_exp(&v, x);
     case TL_VM_LOG: return vm_log(&v, x);

@@ -7,7 +7,8 @@
 
 typedef enum { TL_VM_EXP, TL_VM_LOG, TL_VM_TANH, TL_VM_ERF } TlVmFn;
 
-/* Emit fn(x) for a scalar f32 `x` at the builder's position (straight-line code: arithmetic,
+/* Emit fn(x) for an f32 `x` or a vector of f32 (up to 64 lanes, lane by lane) at the
+ * builder's position (straight-line code: arithmetic,
  * llvm.fmuladd, selects, bitcasts, integer ops; no calls, no blocks). */
 LLVMValueRef tl_vmath_f32(LLVMModuleRef mod, LLVMBuilderRef b, TlVmFn fn, LLVMValueRef x);
 

@@ -341,6 +341,32 @@ static void source_cases(void) {
 }
 
 /* h' = tanh(W h + x_t); ys = h'^2 */
+/* Causal attention, forward (outputs and logsumexp) and backward: T = 1, T not a multiple
+ * of the tiles, odd and 64-wide heads, a symbolic T, the outputs alone as flash_attention
+ * uses them. */
+static void attention_cases(void) {
+    static const int64_t sh[][4] = {{1, 1, 1, 4}, {2, 3, 37, 5}, {1, 2, 70, 64}, {1, 1, 100, 33}, {3, 1, 9, 16}, {1, 2, 200, 64}};
+    for (size_t c = 0; c < sizeof sh / sizeof *sh; c++) {
+        for (int sliced = 0; sliced < 2; sliced++) {
+            begin();
+            TlGShape s = shp(4, sh[c]);
+            int q = param(TL_F32, s, -2, 2), k = param(TL_F32, s, -2, 2), v = param(TL_F32, s, -1, 1);
+            int y = tl_g_attn(G, q, k, v, 1.0 / sqrt((double)sh[c][3]), L);
+            if (sliced) y = tl_g_slice_axis(G, y, 3, tl_gdim_const(G, 0), tl_gdim_const(G, sh[c][3]), 1, L);
+            char name[96];
+            snprintf(name, sizeof name, "attn [%lld, %lld, %lld, %lld]%s", (long long)sh[c][0], (long long)sh[c][1],
+                     (long long)sh[c][2], (long long)sh[c][3], sliced ? " outputs" : "");
+            fwdbwd(name, y);
+        }
+    }
+    begin(); /* [B, T, 8] with T symbolic: the kernel's trip counts come from the syms */
+    TlGDim d[3] = {tl_gdim_const(G, 2), tl_gdim_sym(G, "T"), tl_gdim_const(G, 8)};
+    bind("T", 45);
+    TlGShape s = tl_gshape_dims(3, d);
+    int q = param(TL_F32, s, -2, 2), k = param(TL_F32, s, -2, 2), v = param(TL_F32, s, -1, 1);
+    fwdbwd("attn [2, T=45, 8]", tl_g_attn(G, q, k, v, 0.3, L));
+}
+
 static void scan_cases(void) {
     for (int rev = 0; rev < 2; rev++) {
         begin();

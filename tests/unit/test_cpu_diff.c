@@ -70,6 +70,7 @@ static int compare_outputs(TlCpuProgram *p, TlInterp *it, int exact) {
 }
 
 static int ncases, nthreadchecks;
+static int case_opt_level; /* 0 (fast compiles) unless a case asks for O3 */
 
 /* Run G on both, with the same random inputs; then 1 vs 2 threads bitwise. */
 static void run_graph_case(int exact) {
@@ -78,7 +79,7 @@ static void run_graph_case(int exact) {
     char err[512];
     TlInterp *it = tl_interp_new(G);
     TlCpuOptions o = {0};
-    o.threads = 1;
+    o.threads = 1, o.opt_level = case_opt_level;
     TlCpuProgram *p = tl_cpu_compile(G, &o, err, sizeof err);
     EXPECTF(p != NULL, "compile: %s", err);
     if (!p) { tl_interp_free(it); return; }
@@ -149,7 +150,53 @@ static void graph_case_run(const char *name, int exact) {
     case_end();
 }
 
+/* The attention generator's code after O3 (the other cases compile at O0). */
+static void attention_o3_cases(void) {
+    static const int64_t sh[][4] = {{2, 3, 100, 64}, {1, 2, 77, 40}, {1, 1, 130, 16}};
+    case_opt_level = 3;
+    for (size_t c = 0; c < sizeof sh / sizeof *sh; c++) {
+        begin();
+        TlGShape s = shp(4, sh[c]);
+        int q = param(TL_F32, s, -2, 2), k = param(TL_F32, s, -2, 2), v = param(TL_F32, s, -1, 1);
+        int y = tl_g_attn(G, q, k, v, 1.0 / sqrt((double)sh[c][3]), L);
+        char name[96];
+        snprintf(name, sizeof name, "attn [%lld, %lld, %lld, %lld] at O3", (long long)sh[c][0], (long long)sh[c][1],
+                 (long long)sh[c][2], (long long)sh[c][3]);
+        fwdbwd(name, y);
+    }
+    case_opt_level = 0;
+}
+
 /* ---- emitters ---- */
+
+/* attn and attn_grad of f32 heads with a constant head size compile through the
+ * attention generator (targets/cpu/attn.c), not their loop nests. */
+static void emit_attn_cases(void) {
+    begin();
+    int64_t d[3] = {2, 50, 64};
+    int q = param(TL_F32, shp(3, d), -1, 1), k = param(TL_F32, shp(3, d), -1, 1), v = param(TL_F32, shp(3, d), -1, 1);
+    int o = tl_g_attn(G, q, k, v, 0.125, L);
+    int g = input(TL_F32, G->nodes[o].shape, -1, 1);
+    tl_graph_add_output(G, o);
+    tl_graph_add_output(G, tl_g_attn_grad(G, q, k, v, o, g, 0.125, L));
+    char err[256];
+    case_begin("emit llvm: attn through the attention generator (blocked, 16-wide, no T x T buffer)");
+    char *ir = tl_cpu_emit_llvm(G, NULL, NULL, err, sizeof err);
+    EXPECTF(ir != NULL, "%s", err);
+    EXPECT(ir && strstr(ir, "a.body") && strstr(ir, "<16 x float>"));
+    free(ir);
+    TlCpuProgram *p = tl_cpu_compile(G, NULL, err, sizeof err);
+    EXPECTF(p != NULL, "%s", err);
+    for (int i = 0; p && i < tl_cpu_loops(p)->nbuf; i++) { /* no buffer of T x T or more per head */
+        const TlLProgram *lp = tl_cpu_loops(p);
+        int64_t syms[1] = {0};
+        EXPECTF(tl_loops_eval(lp, lp->buf[i].numel, syms) <= 3 * 2 * 50 * 65, "buffer %d has %lld elements", i,
+                (long long)tl_loops_eval(lp, lp->buf[i].numel, syms));
+    }
+    tl_cpu_free(p);
+    case_end();
+    tl_graph_free(G);
+}
 
 static void emit_cases(void) {
     begin();
@@ -256,8 +303,11 @@ int main(int argc, char **argv) {
     contract_cases();
     movement_cases();
     source_cases();
+    attention_cases();
     scan_cases();
     emit_cases();
+    emit_attn_cases();
+    attention_o3_cases();
     tile_case();
     for (int s = 0; s < nrandom; s++) random_graph_case(s);
     printf("# %d compiled-vs-interpreter cases, %d also checked 1 vs 2 threads\n", ncases, nthreadchecks);

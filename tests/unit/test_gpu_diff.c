@@ -235,6 +235,7 @@ int main(int argc, char **argv) {
     contract_cases();
     movement_cases();
     source_cases();
+    attention_cases();
     scan_cases();
     gpu_schedule_cases();
     gpu_mma_cases();

@@ -561,6 +561,28 @@ static void composite_cases(void) {
     check("dropout mask * x", tl_g_mul(G, a, keep, L));
 }
 
+/* attn: every input through both results (the outputs and the logsumexp column), and
+ * through the outputs alone as flash_attention uses it. */
+static void attention_cases(void) {
+    static const int64_t shapes[][4] = {{1, 1, 1, 3}, {1, 2, 5, 3}, {2, 2, 4, 2}, {1, 1, 7, 1}};
+    for (int c = 0; c < 4; c++) {
+        for (int sliced = 0; sliced < 2; sliced++) {
+            begin();
+            TlGShape s = shp(4, shapes[c]);
+            int q = param(s, -1.5, 1.5), k = param(s, -1.5, 1.5), v = param(s, -1, 1);
+            double scale = c == 2 ? 0.7 : 1.0 / sqrt((double)shapes[c][3]);
+            int o = tl_g_attn(G, q, k, v, scale, L);
+            if (sliced) o = tl_g_slice_axis(G, o, 3, tl_gdim_const(G, 0), tl_gdim_const(G, shapes[c][3]), 1, L);
+            check(NAME("attn [%lld, %lld, %lld, %lld]%s", (long long)shapes[c][0], (long long)shapes[c][1],
+                       (long long)shapes[c][2], (long long)shapes[c][3], sliced ? " outputs only" : " with logsumexp"), o);
+        }
+    }
+    /* q = k = v: the three gradients meet in one param */
+    begin();
+    int x = param(S(2, 4, 3), -1, 1);
+    check("attn (x, x, x)", tl_g_attn(G, x, x, x, 0.5, L));
+}
+
 /* Nodes that do not lie on a path from a param to the loss get no backward nodes. */
 TEST(unused_branches_cost_nothing) {
     TlGraph *g = tl_graph_new();
@@ -602,6 +624,7 @@ int main(void) {
     lstm_case();
     nested_scan_case();
     composite_cases();
+    attention_cases();
     RUN(unused_branches_cost_nothing);
     printf("gradcheck: %d cases, %d gradient entries compared by central differences "
            "(h=%g, |a-n| <= %g + %g*max(|a|,|n|))\n", ncases, nentries, H, ATOL, RTOL);

@@ -130,8 +130,11 @@ static void sim_access(Sim *s, const char *what) {
         for (int j = i + 1; j < n; j++)
             if (s->m->bytes[used[i]] && s->m->bytes[used[j]] && overlaps(s->m, used[i], used[j]) && s->errors++ < 5)
                 EXPECTF(0, "%s touches b%d and b%d, which share bytes", what, used[i], used[j]);
+    /* A buffer the op also writes is read for its own partial results (attention's loop
+     * nests accumulate into the rows they zeroed): its bytes need not hold an older value;
+     * that it shares no bytes with the op's other buffers is checked above. */
     for (int i = 0; i < n; i++)
-        if (isrd[used[i]]) sim_read(s, used[i], what);
+        if (isrd[used[i]] && !iswr[used[i]]) sim_read(s, used[i], what);
     for (int i = 0; i < n; i++)
         if (iswr[used[i]]) sim_write(s, used[i]);
     free(used), free(isrd), free(iswr);
