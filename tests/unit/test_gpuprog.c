@@ -200,6 +200,7 @@ int main(void) {
     scan_cases();
     gpu_schedule_cases();
     gpu_mma_cases();
+    attention_cases();
     for (int s = 1; s <= 10; s++) random_graph_case(s);
     block_case();
     RUN(corrupt_blobs_are_refused);
