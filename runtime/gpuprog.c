@@ -52,7 +52,7 @@ int tl_gpudesc_check(const TlGpuDesc *d, char *err, int errn) {
     }
     for (int k = 0; k < d->nkern; k++) {
         const TlGpuKernel *g = &d->kern[k];
-        int ok = g->name && g->launch >= TL_GPL_FLAT && g->launch <= TL_GPL_GEMM && EX_OK(g->par_extent, 1) && g->nused >= 0;
+        int ok = g->name && g->launch >= TL_GPL_FLAT && g->launch <= TL_GPL_BLOCK && EX_OK(g->par_extent, 1) && g->nused >= 0;
         if (ok) ok = g->block == 0 || (g->launch == TL_GPL_FLAT && g->block >= 1 && g->block <= d->block);
         if (ok && g->launch == TL_GPL_GEMM) ok = EX_OK(g->gemm_m, 0) && EX_OK(g->gemm_n, 0) && EX_OK(g->gemm_batch, 0);
         for (int u = 0; ok && u < g->nused; u++) ok = g->used[u] >= 0 && g->used[u] < d->nbuf;
@@ -452,6 +452,8 @@ static int launch(TlGpuExec *x, int ki) {
     case TL_GPL_WARP:
         if (n <= 0) return 0;
         grid.x = blocks_for(n * 32, block.x);
+        break;
+    case TL_GPL_BLOCK: /* one block of d->block threads (the kernel reads its size) */
         break;
     default: {
         int64_t m = heval(x, k->gemm_m), nn = heval(x, k->gemm_n), b = heval(x, k->gemm_batch);

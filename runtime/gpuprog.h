@@ -64,7 +64,7 @@ typedef struct TlGpuBuf {
 } TlGpuBuf;
 
 /* How a kernel is launched (targets/nvptx/nvptx.h TlGpuLaunchKind). */
-enum { TL_GPL_FLAT, TL_GPL_WARP, TL_GPL_GEMM };
+enum { TL_GPL_FLAT, TL_GPL_WARP, TL_GPL_GEMM, TL_GPL_BLOCK };
 
 typedef struct TlGpuKernel {
     char *name;                       /* the PTX entry */
