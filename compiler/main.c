@@ -69,6 +69,8 @@ typedef struct TlcOptions {
     const char *train;    /* --train NAME when a file has several train blocks */
     const char *kernel;   /* --kernel NAME: one kernel of --emit=loops|llvm|asm|ptx, one row of kernels */
     int time;             /* kernels --time */
+    int gpu_report;       /* kernels --gpu-report[=N] */
+    int gpu_rows;         /* its N: rows (0 = all) */
     const char *dims;     /* --dims B=4,T=16: dim symbol values (kernels) */
     TlSemaOptions sema;
 } TlcOptions;
@@ -138,6 +140,9 @@ static void print_help(FILE *out) {
         "                             warm-up, then the median of 5) and print its time,\n"
         "                             GFLOP/s and GB/s\n"
         "  --dims B=4,T=16            kernels: values of the dim symbols (FLOPs, bytes, --time)\n"
+        "  --gpu-report[=N]           kernels: for --target=cuda, each kernel's launch (flat,\n"
+        "                             warp, gemm, serial), threads and serial work per thread,\n"
+        "                             the N (default 20, 0 = all) with the most work first\n"
         "  --gpu-arch=SM              GPU architecture for --emit=ptx and cuda, default sm_80\n"
         "  -o FILE                    output file (build)\n"
         "  --interp                   run: through the reference interpreter (slow, exact)\n"
@@ -296,9 +301,9 @@ static int emit_kernels(TlcOptions *o, const TlGraph *g) {
             if (!strcmp(b[i].name, lp->syms[s])) syms[s] = b[i].value, found = 1;
         if (!found) {
             all = 0;
-            if (o->time) {
-                fprintf(stderr, "tlc: kernels --time: dim symbol '%s' has no value; give it with --dims %s=N\n", lp->syms[s],
-                        lp->syms[s]);
+            if (o->time || o->gpu_report) {
+                fprintf(stderr, "tlc: kernels %s: dim symbol '%s' has no value; give it with --dims %s=N\n",
+                        o->time ? "--time" : "--gpu-report", lp->syms[s], lp->syms[s]);
                 status = EXIT_USAGE;
             }
         }
@@ -312,6 +317,19 @@ static int emit_kernels(TlcOptions *o, const TlGraph *g) {
         tl_kernels_schedule(t, lp, src, sch);
         free(src);
         free(sch);
+        if (o->gpu_report) { /* what each kernel asks of the GPU */
+            TlGpuKernelStat *st = calloc((size_t)lp->nkern + 1, sizeof *st);
+            if (!st) abort();
+            TlNvptxOptions no = {.arch = o->gpu_arch, .opt_level = 3};
+            tl_nvptx_kernel_stats(lp, &no, syms, st);
+            tl_nvptx_report_print(stdout, st, lp->nkern, o->gpu_rows);
+            free(st);
+            free(syms);
+            tl_loops_free(lp);
+            tl_kernels_free(t);
+            free(store);
+            return status;
+        }
         if (o->kernel) { /* one row */
             int row = -1;
             for (int i = 0; i < t->n; i++)
@@ -541,7 +559,7 @@ static const Command commands[] = {
 static const char *known_flags[] = {
     "--emit=", "--dot", "--parse-only", "--target=", "--cpu=", "--gpu-arch=", "-o", "--interp", "--sample",
     "--stdlib", "-Werror", "-Wno-unused", "--max-errors", "--version", "--help", "--entry",
-    "--args", "--hparams", "--method", "--train", "--kernel", "--time", "--dims",
+    "--args", "--hparams", "--method", "--train", "--kernel", "--time", "--dims", "--gpu-report",
 };
 
 static int edit_distance(const char *a, const char *b) {
@@ -651,6 +669,13 @@ static void parse_args(int argc, char **argv, TlcOptions *o) {
             o->kernel = flag_value(argc, argv, &i, "--kernel");
         } else if (strcmp(a, "--time") == 0) {
             o->time = 1;
+        } else if (strcmp(a, "--gpu-report") == 0) {
+            o->gpu_report = 1, o->gpu_rows = 20;
+        } else if (strncmp(a, "--gpu-report=", 13) == 0) {
+            char *end;
+            long v = strtol(a + 13, &end, 10);
+            if (end == a + 13 || *end || v < 0 || v > 1000000) usage_error("--gpu-report=N wants a row count N >= 0 (0: all)");
+            o->gpu_report = 1, o->gpu_rows = (int)v;
         } else if (is_flag(a, "--dims")) {
             o->dims = flag_value(argc, argv, &i, "--dims");
         } else if (is_flag(a, "--train")) {

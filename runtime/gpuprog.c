@@ -52,7 +52,7 @@ int tl_gpudesc_check(const TlGpuDesc *d, char *err, int errn) {
     }
     for (int k = 0; k < d->nkern; k++) {
         const TlGpuKernel *g = &d->kern[k];
-        int ok = g->name && g->launch >= TL_GPL_FLAT && g->launch <= TL_GPL_GEMM && EX_OK(g->par_extent, 1) && g->nused >= 0;
+        int ok = g->name && g->launch >= TL_GPL_FLAT && g->launch <= TL_GPL_BLOCK && EX_OK(g->par_extent, 1) && g->nused >= 0;
         if (ok) ok = g->block == 0 || (g->launch == TL_GPL_FLAT && g->block >= 1 && g->block <= d->block);
         if (ok && g->launch == TL_GPL_GEMM) ok = EX_OK(g->gemm_m, 0) && EX_OK(g->gemm_n, 0) && EX_OK(g->gemm_batch, 0);
         for (int u = 0; ok && u < g->nused; u++) ok = g->used[u] >= 0 && g->used[u] < d->nbuf;
@@ -265,6 +265,15 @@ TlGpuDesc *tl_gpudesc_read(const unsigned char *blob, size_t n, char *err, int e
 
 /* ---- the executor ---- */
 
+/* TL_GPU_PROFILE=1: every launch is timed by a pair of events around it (the end event is
+ * waited for, so launches no longer overlap the host: the step gets slower, the per-kernel
+ * times are the GPU's). Per kernel: launches and milliseconds; printed at tl_gpuexec_free. */
+typedef struct TlGpuProfile {
+    int64_t *launches;
+    double *ms;
+    TlCuEvent start, end;
+} TlGpuProfile;
+
 struct TlGpuExec {
     const TlGpuDesc *d;
     TlCuModule mod;
@@ -283,6 +292,7 @@ struct TlGpuExec {
     int consts_ready, ran;
     TlCuPtr scratch;
     size_t scratch_cap;
+    TlGpuProfile *prof;        /* TL_GPU_PROFILE=1: per kernel launches and time; else NULL */
     char err[512];
 };
 
@@ -330,6 +340,8 @@ int64_t tl_gpudesc_eval(const TlGpuDesc *d, int e, const int64_t *syms, const in
 
 static int64_t heval(const TlGpuExec *x, int e) { return tl_gpudesc_eval(x->d, e, x->syms, x->vars); }
 
+static void profile_free(TlGpuExec *x);
+
 TlGpuExec *tl_gpuexec_new(const TlGpuDesc *d, char *err, int errn) {
     if (tl_cuda_open(err, errn)) return NULL; /* fail fast: no driver or no GPU */
     TlGpuExec *x = xcalloc(1, sizeof *x);
@@ -353,11 +365,63 @@ TlGpuExec *tl_gpuexec_new(const TlGpuDesc *d, char *err, int errn) {
             tl_gpuexec_free(x);
             return NULL;
         }
+    const char *prof = getenv("TL_GPU_PROFILE");
+    if (prof && prof[0] && strcmp(prof, "0") != 0) {
+        TlGpuProfile *p = xcalloc(1, sizeof *p);
+        p->launches = xcalloc((size_t)d->nkern + 1, sizeof *p->launches);
+        p->ms = xcalloc((size_t)d->nkern + 1, sizeof *p->ms);
+        x->prof = p;
+        if (tl_cuda_event_create(&p->start, err, errn) || tl_cuda_event_create(&p->end, err, errn)) {
+            profile_free(x);
+            tl_gpuexec_free(x);
+            return NULL;
+        }
+    }
     return x;
+}
+
+void tl_gpuexec_profile_print(const TlGpuExec *x, FILE *f, int top) {
+    const TlGpuProfile *p = x->prof;
+    if (!p) return;
+    const TlGpuDesc *d = x->d;
+    int *order = xcalloc((size_t)d->nkern + 1, sizeof *order);
+    double total = 0;
+    int64_t launches = 0;
+    int n = 0;
+    for (int k = 0; k < d->nkern; k++) {
+        total += p->ms[k], launches += p->launches[k];
+        if (p->launches[k]) order[n++] = k;
+    }
+    for (int i = 1; i < n; i++) /* by total time, longest first (stable: kernel order) */
+        for (int j = i; j > 0 && p->ms[order[j]] > p->ms[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1], order[j - 1] = t;
+        }
+    static const char *kinds[] = {"flat", "warp", "gemm", "block"};
+    fprintf(f, "GPU profile (%s): %lld launches of %d kernels, %.3f ms in kernels (TL_GPU_PROFILE)\n", d->name ? d->name : "?",
+            (long long)launches, n, total);
+    fprintf(f, "%4s  %-34s %-5s %9s %11s %10s %6s\n", "rank", "kernel", "launch", "launches", "total ms", "mean us", "%");
+    for (int i = 0; i < n && (top <= 0 || i < top); i++) {
+        int k = order[i];
+        int kind = d->kern[k].launch >= 0 && d->kern[k].launch <= TL_GPL_BLOCK ? d->kern[k].launch : 0;
+        fprintf(f, "%4d  %-34s %-5s %9lld %11.3f %10.1f %6.2f\n", i + 1, d->kern[k].name, kinds[kind], (long long)p->launches[k],
+                p->ms[k], 1000 * p->ms[k] / (double)p->launches[k], total > 0 ? 100 * p->ms[k] / total : 0);
+    }
+    free(order);
+}
+
+static void profile_free(TlGpuExec *x) {
+    TlGpuProfile *p = x->prof;
+    if (!p) return;
+    tl_cuda_event_destroy(p->start), tl_cuda_event_destroy(p->end);
+    free(p->launches), free(p->ms), free(p);
+    x->prof = NULL;
 }
 
 void tl_gpuexec_free(TlGpuExec *x) {
     if (!x) return;
+    if (x->prof) tl_gpuexec_profile_print(x, stderr, 20);
+    profile_free(x);
     for (int i = 0; i < x->d->nbuf; i++) tl_cuda_free(x->own[i]), free(x->given[i]);
     tl_cuda_free(x->scratch);
     if (x->mod) tl_cuda_module_unload(x->mod);
@@ -453,6 +517,8 @@ static int launch(TlGpuExec *x, int ki) {
         if (n <= 0) return 0;
         grid.x = blocks_for(n * 32, block.x);
         break;
+    case TL_GPL_BLOCK: /* one block of d->block threads (the kernel reads its size) */
+        break;
     default: {
         int64_t m = heval(x, k->gemm_m), nn = heval(x, k->gemm_n), b = heval(x, k->gemm_batch);
         if (m <= 0 || nn <= 0 || b <= 0) return 0;
@@ -468,7 +534,15 @@ static int launch(TlGpuExec *x, int ki) {
     for (int i = 0; i < k->nused; i++) args[na++] = &x->slots[k->used[i]];
     for (int i = 0; i < d->nsyms; i++) args[na++] = &x->syms[i];
     args[na++] = &n;
-    return tl_cuda_launch(x->fn[ki], grid, block, 0, args, x->err, sizeof x->err);
+    if (!x->prof) return tl_cuda_launch(x->fn[ki], grid, block, 0, args, x->err, sizeof x->err);
+    TlGpuProfile *p = x->prof;
+    float ms = 0;
+    if (tl_cuda_event_record(p->start, x->err, sizeof x->err) ||
+        tl_cuda_launch(x->fn[ki], grid, block, 0, args, x->err, sizeof x->err) ||
+        tl_cuda_event_record(p->end, x->err, sizeof x->err) || tl_cuda_event_elapsed(p->start, p->end, &ms, x->err, sizeof x->err))
+        return -1;
+    p->launches[ki]++, p->ms[ki] += ms;
+    return 0;
 }
 
 /* cuMemcpyDtoD through scratch memory when the ranges overlap (memmove). */

@@ -25,6 +25,7 @@
 #define TL_GPUPROG_H
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cuda.h"
 
@@ -64,7 +65,7 @@ typedef struct TlGpuBuf {
 } TlGpuBuf;
 
 /* How a kernel is launched (targets/nvptx/nvptx.h TlGpuLaunchKind). */
-enum { TL_GPL_FLAT, TL_GPL_WARP, TL_GPL_GEMM };
+enum { TL_GPL_FLAT, TL_GPL_WARP, TL_GPL_GEMM, TL_GPL_BLOCK };
 
 typedef struct TlGpuKernel {
     char *name;                       /* the PTX entry */
@@ -121,7 +122,14 @@ typedef struct TlGpuExec TlGpuExec;
 
 /* Opens the driver, loads the PTX, finds every kernel. d must outlive the executor. */
 TlGpuExec *tl_gpuexec_new(const TlGpuDesc *d, char *err, int errn);
+/* With TL_GPU_PROFILE=1 in the environment (read by tl_gpuexec_new), prints the profile
+ * (tl_gpuexec_profile_print, top 20) to stderr first. */
 void tl_gpuexec_free(TlGpuExec *x);
+/* TL_GPU_PROFILE=1: every launch is timed with CUDA events (each launch then waits for its
+ * kernel); this prints per kernel (top kernels by total time, all when top <= 0): rank,
+ * name, launch kind, launches, total ms, mean us, % of the time in kernels. Nothing when
+ * profiling is off (then launches carry no timing code at all). */
+void tl_gpuexec_profile_print(const TlGpuExec *x, FILE *f, int top);
 const char *tl_gpuexec_error(const TlGpuExec *x);
 const TlGpuDesc *tl_gpuexec_desc(const TlGpuExec *x);
 /* Binds a dim symbol by name (a name the program does not use is ignored). */

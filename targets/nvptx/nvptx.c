@@ -103,6 +103,8 @@ static int dfail(Describe *b, const char *fmt, int e) {
 }
 
 /* The host expression e, its operands first (the description's order invariant). */
+static int dpush(Describe *b, TlGpuExpr t);
+
 static int dex(Describe *b, int e) {
     if (e < 0) return -1;
     if (b->map[e] != -2) return b->map[e];
@@ -138,6 +140,11 @@ static int dex(Describe *b, int e) {
     }
     default: return dfail(b, "host expression e%d is not an integer expression over sizes and loop counters", e);
     }
+    return b->map[e] = dpush(b, t);
+}
+
+/* A new expression of the description (operands already in it). */
+static int dpush(Describe *b, TlGpuExpr t) {
     TlGpuDesc *d = b->d;
     if (d->nex == b->excap) {
         b->excap = b->excap ? 2 * b->excap : 256;
@@ -145,7 +152,31 @@ static int dex(Describe *b, int e) {
         if (!d->ex) abort();
     }
     d->ex[d->nex] = t;
-    return b->map[e] = d->nex++;
+    return d->nex++;
+}
+
+/* The extent of kernel k's launch: the product of the trip counts of its collapsed loops
+ * (tl_nvptx_collapse), each max(hi - lo, 0); the parallel loop's extent when none are. */
+static int launch_extent(Describe *b, const NvTarget *t, int k, TlGpuLaunchKind kind) {
+    const TlLProgram *lp = b->lp;
+    int loops[TL_NVPTX_MAX_COLLAPSE];
+    int n = tl_nvptx_collapse(lp, k, t, kind, loops, TL_NVPTX_MAX_COLLAPSE);
+    int ip = tl_nvptx_inner_parallel(lp, k, t, kind);
+    if (ip >= 0) { /* the iterations of that loop */
+        int hi = dex(b, lp->st[ip].hi), lo = dex(b, lp->st[ip].lo);
+        return hi < 0 || lo < 0 ? -1 : dpush(b, (TlGpuExpr){TL_GPX_BIN, TL_GPO_SUB, hi, lo, -1, 0});
+    }
+    int e = dex(b, lp->kern[k].par_extent);
+    for (int j = 1; j < n && e >= 0; j++) {
+        const TlLStmt *l = &lp->st[loops[j]];
+        int hi = dex(b, l->hi), lo = dex(b, l->lo);
+        if (hi < 0 || lo < 0) return -1;
+        int trip = dpush(b, (TlGpuExpr){TL_GPX_BIN, TL_GPO_SUB, hi, lo, -1, 0});
+        int zero = dpush(b, (TlGpuExpr){TL_GPX_INT, 0, -1, -1, -1, 0});
+        trip = dpush(b, (TlGpuExpr){TL_GPX_BIN, TL_GPO_MAX, trip, zero, -1, 0});
+        e = dpush(b, (TlGpuExpr){TL_GPX_BIN, TL_GPO_MUL, e, trip, -1, 0});
+    }
+    return e;
 }
 
 /* A constant buffer's element count: no symbols, no loop variables. */
@@ -226,7 +257,7 @@ static TlGpuDesc *describe(const TlLProgram *lp, const NvTarget *t, const char *
         TlGpuKernel *g = &d->kern[k];
         g->name = xstrdup(lk->name);
         g->launch = (int)tl_nvptx_plan(lp, k, t, used);
-        g->par_extent = dex(&b, lk->par_extent);
+        g->par_extent = launch_extent(&b, t, k, (TlGpuLaunchKind)g->launch);
         g->gemm_m = g->gemm_n = g->gemm_batch = -1;
         if (g->launch == TL_GPL_FLAT && lk->gpu_block > 0 && lk->gpu_block <= TL_GPU_BLOCK) g->block = lk->gpu_block;
         if (g->launch == TL_GPL_GEMM)

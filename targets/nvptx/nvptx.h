@@ -36,6 +36,7 @@ typedef struct TlNvptxOptions {
     int opt_level;     /* 0..3; -1 or unset (with a zeroed struct: 0 means 0) */
     int no_gemm;       /* 1: compile matmuls as plain loop nests (tests, comparisons) */
     int no_warp_reduce;/* 1: row reductions as one thread per row */
+    int no_collapse;   /* 1: launch over the parallel loop only, not the loops nested in it */
 } TlNvptxOptions;
 
 /* The PTX of a whole program (kernel NULL) or of one kernel (its name, e.g. "tl_k3_exp").
@@ -53,7 +54,32 @@ typedef enum TlGpuLaunchKind {
     TL_GPU_LAUNCH_FLAT,   /* grid-stride over n = par_extent (or 1 thread when none) */
     TL_GPU_LAUNCH_WARP,   /* a warp per item of the parallel loop */
     TL_GPU_LAUNCH_GEMM,   /* 2-D tiles of C: grid (ceil(n/BN), ceil(m/BM), batch) */
+    TL_GPU_LAUNCH_BLOCK,  /* no parallel loop: one block shares the kernel's reductions */
 } TlGpuLaunchKind;
+
+/* What one kernel asks of the GPU (tl_nvptx_kernel_stats, `tlc kernels --gpu-report`):
+ * how it is launched, how many threads, and the serial work of its busiest thread, in
+ * statements executed (a store or a local's update counts 1, an `if` 1 plus its longer
+ * branch; a loop its trip count times its body, a warp-split loop ceil(trip / 32) times,
+ * plus 5 butterfly steps for a reduction; a GEMM thread 8 per k: 64 FMAs and 16 shared
+ * loads). Bounds that depend on loop variables are evaluated at a few values (first,
+ * middle, last) and the body's work averaged, so triangular loops count about right. */
+typedef struct TlGpuKernelStat {
+    char name[64];
+    TlGpuLaunchKind launch;
+    int serial;          /* no parallel loop: one thread runs it all */
+    int collapsed;       /* loops the launch's index runs over (tl_nvptx_collapse) */
+    double items;        /* parallel items: threads (flat), warps (warp), output tiles (gemm) */
+    double threads;      /* threads launched */
+    double work;         /* serial work per thread (busiest thread) */
+} TlGpuKernelStat;
+
+/* Stats of every kernel of lp (out: lp->nkern entries), dim symbols bound to syms (lp's
+ * order; NULL when it has none). Needs no GPU and generates no code. */
+void tl_nvptx_kernel_stats(const TlLProgram *lp, const TlNvptxOptions *o, const int64_t *syms, TlGpuKernelStat *out);
+/* The report: a header, then the top kernels (0: all) by serial work per thread, then a
+ * summary line (kernels, the largest and the summed work per thread). */
+void tl_nvptx_report_print(FILE *f, const TlGpuKernelStat *s, int n, int top);
 
 /* The plain-data description of a compiled Loop IR program (runtime/gpuprog.h): the PTX
  * (for o's arch, sm_80 by default), every kernel's launch and parameters, the buffers and

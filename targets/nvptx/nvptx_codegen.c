@@ -47,6 +47,7 @@ void tl_nvptx_target(NvTarget *t, const TlNvptxOptions *o) {
     t->opt_level = o ? (o->opt_level < 0 || o->opt_level > 3 ? 3 : o->opt_level) : 3;
     t->no_gemm = o ? o->no_gemm : 0;
     t->no_warp_reduce = o ? o->no_warp_reduce : 0;
+    t->no_collapse = o ? o->no_collapse : 0;
     t->sm = strncmp(t->arch, "sm_", 3) == 0 ? atoi(t->arch + 3) : 0;
 }
 
@@ -207,29 +208,225 @@ static int only_stores(const TlLProgram *p, int s) {
     return 1;
 }
 
-static int has_warp_reduce(const TlLProgram *p, int s) {
+static int uses_var(const TlLProgram *p, int e, int var);
+
+/* A reduction nest after statement prev:
+ *   acc = init; for v1 in [lo1, hi1) { for v2 ... { acc = U(acc, x) } }
+ * each loop the only statement of the one above, no loop's bounds using a variable of the
+ * nest, the innermost loop a reduction warp_reducible accepts. Its x, or -1; loops[] gets
+ * the nest (outermost first), *n its depth. A warp or a block splits the nest's flattened
+ * iteration space across its threads. */
+int tl_nvptx_reduce_nest(const TlLProgram *p, int prev, int s, int *loops, int *n) {
+    int m = 0;
+    for (int cur = s;;) {
+        const TlLStmt *l = &p->st[cur];
+        if (l->kind != TL_LS_LOOP || l->sched.parallel || m >= TL_NVPTX_MAX_COLLAPSE || l->body < 0) return -1;
+        for (int j = 0; j < m; j++) {
+            int v = p->st[loops[j]].var;
+            if (uses_var(p, l->lo, v) || uses_var(p, l->hi, v)) return -1;
+        }
+        loops[m++] = cur;
+        const TlLStmt *b = &p->st[l->body];
+        if (b->kind != TL_LS_LOOP || b->next >= 0) break;
+        cur = l->body;
+    }
+    int x = warp_reducible(p, prev, loops[m - 1]);
+    if (x >= 0) *n = m;
+    return x;
+}
+
+/* The trip count of a nest when all its bounds are integers, else -1. */
+static int64_t nest_trip(const TlLProgram *p, const int *loops, int n) {
+    int64_t t = 1;
+    for (int j = 0; j < n; j++) {
+        const TlLExpr *a = &p->ex[p->st[loops[j]].lo], *b = &p->ex[p->st[loops[j]].hi];
+        if (a->kind != TL_LE_INT || b->kind != TL_LE_INT) return -1;
+        t *= b->ival > a->ival ? b->ival - a->ival : 0;
+    }
+    return t;
+}
+
+/* Does s hold a reduction nest not known to be shorter than min (a short constant extent
+ * is not worth the lanes)? */
+static int has_warp_reduce(const TlLProgram *p, int s, int64_t min) {
     int prev = -1;
     for (; s >= 0; prev = s, s = p->st[s].next) {
         const TlLStmt *t = &p->st[s];
         if (t->kind == TL_LS_LOOP) {
-            if (warp_reducible(p, prev, s) >= 0) {
-                int64_t lo, hi; /* a short constant extent is not worth a warp */
-                const TlLExpr *a = &p->ex[t->lo], *b = &p->ex[t->hi];
-                if (a->kind == TL_LE_INT && b->kind == TL_LE_INT && (lo = a->ival, hi = b->ival, hi - lo < 16)) continue;
+            int loops[TL_NVPTX_MAX_COLLAPSE], n;
+            if (tl_nvptx_reduce_nest(p, prev, s, loops, &n) >= 0) {
+                int64_t trip = nest_trip(p, loops, n);
+                if (trip >= 0 && trip < min) continue;
                 return 1;
             }
-            if (has_warp_reduce(p, t->body)) return 1;
-        } else if (t->kind == TL_LS_IF && (has_warp_reduce(p, t->body) || has_warp_reduce(p, t->els))) {
+            if (has_warp_reduce(p, t->body, min)) return 1;
+        } else if (t->kind == TL_LS_IF && (has_warp_reduce(p, t->body, min) || has_warp_reduce(p, t->els, min))) {
             return 1;
         }
     }
     return 0;
 }
 
+int tl_nvptx_warp_reducible(const TlLProgram *p, int prev, int s) { return warp_reducible(p, prev, s); }
+int tl_nvptx_only_stores(const TlLProgram *p, int s) { return only_stores(p, s); }
+
 static int par_loop(const TlLProgram *p, int s) {
     for (; s >= 0; s = p->st[s].next)
         if (p->st[s].kind == TL_LS_LOOP && p->st[s].sched.parallel) return s;
     return -1;
+}
+
+/* Does some buffer of kernel k get both loaded and stored? */
+static int kernel_rw(const TlLProgram *p, const TlLKernel *k) {
+    char *loaded = calloc((size_t)p->nbuf + 1, 1), *stored = calloc((size_t)p->nbuf + 1, 1);
+    if (!loaded || !stored) abort();
+    mark_stmts(p, k->body, stored);
+    mark_loads(p, k->body, loaded);
+    int rw = 0;
+    for (int i = 0; i < p->nbuf; i++) rw |= loaded[i] && stored[i] && !mark_is_load_only(p, k->body, i);
+    free(loaded), free(stored);
+    return rw;
+}
+
+/* Built from integers and dim symbols only: the same in every thread and iteration. */
+static int invariant(const TlLProgram *p, int e) {
+    if (e < 0) return 1;
+    const TlLExpr *x = &p->ex[e];
+    switch (x->kind) {
+    case TL_LE_INT: case TL_LE_SYM: return 1;
+    case TL_LE_BIN: case TL_LE_UN: case TL_LE_CAST: case TL_LE_SELECT:
+        return invariant(p, x->a) && invariant(p, x->b) && invariant(p, x->c);
+    default: return 0;
+    }
+}
+
+static int uses_var(const TlLProgram *p, int e, int var) {
+    if (e < 0) return 0;
+    const TlLExpr *x = &p->ex[e];
+    if (x->kind == TL_LE_VAR && x->var == var) return 1;
+    return uses_var(p, x->a, var) || uses_var(p, x->b, var) || uses_var(p, x->c, var);
+}
+
+static int has_load(const TlLProgram *p, int e) {
+    if (e < 0) return 0;
+    const TlLExpr *x = &p->ex[e];
+    return x->kind == TL_LE_LOAD || has_load(p, x->a) || has_load(p, x->b) || has_load(p, x->c);
+}
+
+/* Does every store of s write an element chosen by var (its index uses var and loads
+ * nothing), so that different values of var never write the same element? */
+static int stores_follow(const TlLProgram *p, int s, int var) {
+    for (; s >= 0; s = p->st[s].next) {
+        const TlLStmt *t = &p->st[s];
+        if (t->kind == TL_LS_STORE && (!uses_var(p, t->index, var) || has_load(p, t->index))) return 0;
+        if (!stores_follow(p, t->body, var) || !stores_follow(p, t->els, var)) return 0;
+    }
+    return 1;
+}
+
+int tl_nvptx_collapse(const TlLProgram *p, int ki, const NvTarget *t, TlGpuLaunchKind kind, int *loops, int max) {
+    const TlLKernel *k = &p->kern[ki];
+    if (kind == TL_GPU_LAUNCH_GEMM || k->par_extent < 0 || max < 1) return 0;
+    int pl = par_loop(p, k->body);
+    if (pl < 0) return 0;
+    loops[0] = pl;
+    int n = 1;
+    if (t->no_collapse || kernel_rw(p, k)) return n;
+    while (n < max) {
+        int c = p->st[loops[n - 1]].body;
+        if (c < 0) break;
+        const TlLStmt *l = &p->st[c];
+        if (l->next >= 0 || l->kind != TL_LS_LOOP || l->sched.parallel || !invariant(p, l->lo) || !invariant(p, l->hi) ||
+            !stores_follow(p, l->body, l->var))
+            break;
+        loops[n++] = c;
+    }
+    return n;
+}
+
+/* Is index e of the form Y * C + v or v + Y * C (Y free of v; C a positive integer, *C)
+ * or v itself (*C = 0)? */
+static int index_form(const TlLProgram *p, int e, int var, int64_t *C) {
+    const TlLExpr *x = &p->ex[e];
+    if (x->kind == TL_LE_CAST) return index_form(p, x->a, var, C);
+    if (x->kind == TL_LE_VAR && x->var == var) return *C = 0, 1;
+    if (x->kind != TL_LE_BIN || x->op != TL_LOP_ADD) return 0;
+    for (int side = 0; side < 2; side++) {
+        const TlLExpr *v = &p->ex[side ? x->b : x->a], *m = &p->ex[side ? x->a : x->b];
+        if (v->kind != TL_LE_VAR || v->var != var || m->kind != TL_LE_BIN || m->op != TL_LOP_MUL) continue;
+        for (int o = 0; o < 2; o++) {
+            const TlLExpr *cst = &p->ex[o ? m->b : m->a];
+            if (cst->kind == TL_LE_INT && cst->ival > 0 && !uses_var(p, o ? m->a : m->b, var)) return *C = cst->ival, 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct Access {
+    const TlLProgram *p;
+    int var;
+    int64_t hi;
+    int64_t *stride; /* per buffer: its C (0: not yet known), -1: not stored */
+    int ok;
+} Access;
+
+/* The access buf[e] is element v mod C of its row, C the same for every access of buf. */
+static void access_check(Access *a, int buf, int e) {
+    int64_t C;
+    if (a->stride[buf] < 0) return;
+    if (!index_form(a->p, e, a->var, &C) || (C > 0 && C < a->hi) || (C > 0 && a->stride[buf] > 0 && a->stride[buf] != C)) {
+        a->ok = 0;
+        return;
+    }
+    if (C > 0) a->stride[buf] = C;
+}
+
+static void access_expr(Access *a, int e) {
+    for (; e >= 0 && a->ok;) {
+        const TlLExpr *x = &a->p->ex[e];
+        if (x->kind == TL_LE_LOAD) access_check(a, x->buf, x->a);
+        access_expr(a, x->b);
+        access_expr(a, x->c);
+        e = x->a;
+    }
+}
+
+static void access_stmts(Access *a, int s) {
+    for (; s >= 0 && a->ok; s = a->p->st[s].next) {
+        const TlLStmt *t = &a->p->st[s];
+        if (t->kind == TL_LS_STORE) access_check(a, t->buf, t->index);
+        access_expr(a, t->lo), access_expr(a, t->hi), access_expr(a, t->index), access_expr(a, t->value), access_expr(a, t->cond);
+        access_stmts(a, t->body), access_stmts(a, t->els);
+    }
+}
+
+int tl_nvptx_inner_parallel(const TlLProgram *p, int ki, const NvTarget *t, TlGpuLaunchKind kind) {
+    const TlLKernel *k = &p->kern[ki];
+    if (kind != TL_GPU_LAUNCH_FLAT || k->par_extent >= 0 || par_loop(p, k->body) >= 0 || t->no_collapse) return -1;
+    int nest[TL_NVPTX_MAX_COLLAPSE], n = 0;
+    for (int s = k->body; s >= 0 && p->st[s].next < 0 && p->st[s].kind == TL_LS_LOOP && n < TL_NVPTX_MAX_COLLAPSE;
+         s = p->st[s].body) {
+        if (has_load(p, p->st[s].lo) || has_load(p, p->st[s].hi)) return -1;
+        nest[n++] = s;
+    }
+    if (n == 0 || p->st[nest[n - 1]].body < 0) return -1;
+    char *stored = calloc((size_t)p->nbuf + 1, 1);
+    int64_t *stride = calloc((size_t)p->nbuf + 1, sizeof *stride);
+    if (!stored || !stride) abort();
+    mark_stmts(p, k->body, stored); /* loads too: narrowed below */
+    int best = -1;
+    int64_t best_trip = 1;
+    for (int j = 0; j < n; j++) {
+        const TlLStmt *l = &p->st[nest[j]];
+        const TlLExpr *lo = &p->ex[l->lo], *hi = &p->ex[l->hi];
+        if (lo->kind != TL_LE_INT || hi->kind != TL_LE_INT || lo->ival < 0 || hi->ival - lo->ival <= best_trip) continue;
+        for (int b = 0; b < p->nbuf; b++) stride[b] = stored[b] && !mark_is_load_only(p, k->body, b) ? 0 : -1;
+        Access a = {p, l->var, hi->ival, stride, 1};
+        access_stmts(&a, l->body);
+        if (a.ok) best = nest[j], best_trip = hi->ival - lo->ival;
+    }
+    free(stored), free(stride);
+    return best;
 }
 
 TlGpuLaunchKind tl_nvptx_plan(const TlLProgram *p, int ki, const NvTarget *t, char *used) {
@@ -243,17 +440,13 @@ TlGpuLaunchKind tl_nvptx_plan(const TlLProgram *p, int ki, const NvTarget *t, ch
         (g->dtype == TL_F32 || ((g->dtype == TL_BF16 || g->dtype == TL_F16) && t->sm >= 80)))
         return TL_GPU_LAUNCH_GEMM;
     int pl = par_loop(p, k->body);
-    if (!t->no_warp_reduce && k->par_extent >= 0 && pl >= 0 && has_warp_reduce(p, p->st[pl].body)) {
+    if (!t->no_warp_reduce && k->par_extent >= 0 && pl >= 0 && has_warp_reduce(p, p->st[pl].body, 16)) {
         /* stores run in lane 0 only, so no lane may read back what the kernel writes */
-        char *loaded = calloc((size_t)p->nbuf + 1, 1), *stored = calloc((size_t)p->nbuf + 1, 1);
-        if (!loaded || !stored) abort();
-        mark_stmts(p, k->body, stored);
-        mark_loads(p, k->body, loaded);
-        int rw = 0;
-        for (int i = 0; i < p->nbuf; i++) rw |= loaded[i] && stored[i] && !mark_is_load_only(p, k->body, i);
-        free(loaded), free(stored);
-        if (!rw) return TL_GPU_LAUNCH_WARP;
+        if (!kernel_rw(p, k)) return TL_GPU_LAUNCH_WARP;
     }
+    /* no parallel loop but a long reduction: one block of threads shares it */
+    if (!t->no_warp_reduce && k->par_extent < 0 && pl < 0 && has_warp_reduce(p, k->body, 256) && !kernel_rw(p, k))
+        return TL_GPU_LAUNCH_BLOCK;
     return TL_GPU_LAUNCH_FLAT;
 }
 
@@ -573,22 +766,100 @@ static LLVMValueRef shfl_bfly(NvCg *c, LLVMValueRef v, int lanemask) {
     return LLVMBuildBitCast(c->b, r, t, "");
 }
 
-/* The reduction loop s split across the lanes of a warp, then combined by a butterfly:
- * afterwards every lane holds the whole reduction in acc. */
-static void gen_warp_reduce(NvCg *c, const TlLStmt *s, int x) {
-    const TlLStmt *u = &c->p->st[s->body];
-    int acc = u->var;
-    LLVMValueRef lo = LLVMBuildAdd(c->b, tl_nvptx_gen(c, s->lo), c->lane, "");
-    counted_loop(c, s->var, lo, tl_nvptx_gen(c, s->hi), LLVMConstInt(c->i64, 32, 0), s->body);
-    LLVMTypeRef at = ltype(c, c->k->local_type[acc]);
+/* combine(acc, shfl_bfly(acc, m)) for m = 16, 8, 4, 2, 1: the update u with local acc read
+ * as a and expression x as the other lane's value */
+static LLVMValueRef butterfly(NvCg *c, LLVMValueRef a, const TlLStmt *u, int x) {
     for (int m = 16; m >= 1; m /= 2) {
-        LLVMValueRef a = LLVMBuildLoad2(c->b, at, c->localv[acc], "");
         LLVMValueRef b = shfl_bfly(c, a, m);
-        c->sub_acc = acc, c->sub_accv = a, c->sub_x = x, c->sub_xv = b;
-        LLVMValueRef r = tl_nvptx_gen(c, u->value);
+        c->sub_acc = u->var, c->sub_accv = a, c->sub_x = x, c->sub_xv = b;
+        a = tl_nvptx_gen(c, u->value);
         c->sub_acc = -1, c->sub_accv = NULL, c->sub_x = -1, c->sub_xv = NULL;
-        LLVMBuildStore(c->b, r, c->localv[acc]);
     }
+    return a;
+}
+
+static LLVMValueRef shared_red(NvCg *c) {
+    char name[96];
+    snprintf(name, sizeof name, "%s.red", c->k->name);
+    LLVMValueRef g = LLVMGetNamedGlobal(c->mod, name);
+    if (g) return g;
+    LLVMTypeRef t = LLVMArrayType2(c->i64, 32);
+    g = LLVMAddGlobalInAddressSpace(c->mod, t, name, 3);
+    LLVMSetInitializer(g, LLVMGetUndef(t));
+    LLVMSetLinkage(g, LLVMInternalLinkage);
+    LLVMSetAlignment(g, 8);
+    return g;
+}
+
+/* The reduction nest loops[0..n) (init statement init) split across the lanes (warp mode)
+ * or the block's threads (block mode): lane l runs the flattened iterations l, l + lanes,
+ * ...; a butterfly combines a warp's partial values; in block mode each warp's lane 0
+ * puts its value in shared memory and every warp then combines the (up to 32) warps'
+ * values in the same order, so every thread holds the same whole reduction in acc. */
+static void gen_nest_reduce(NvCg *c, const TlLStmt *init, const int *loops, int n, int x) {
+    const TlLProgram *p = c->p;
+    const TlLStmt *in = &p->st[loops[n - 1]];
+    const TlLStmt *u = &p->st[in->body];
+    int acc = u->var;
+    if (n == 1) {
+        LLVMValueRef lo = LLVMBuildAdd(c->b, tl_nvptx_gen(c, in->lo), c->lane, "");
+        counted_loop(c, in->var, lo, tl_nvptx_gen(c, in->hi), c->lanes, in->body);
+    } else {
+        LLVMValueRef lo[TL_NVPTX_MAX_COLLAPSE], trip[TL_NVPTX_MAX_COLLAPSE], total = LLVMConstInt(c->i64, 1, 0);
+        for (int j = 0; j < n; j++) {
+            const TlLStmt *l = &p->st[loops[j]];
+            lo[j] = tl_nvptx_gen(c, l->lo);
+            LLVMValueRef d = LLVMBuildSub(c->b, tl_nvptx_gen(c, l->hi), lo[j], "");
+            LLVMValueRef neg = LLVMBuildICmp(c->b, LLVMIntSLT, d, LLVMConstInt(c->i64, 0, 0), "");
+            trip[j] = LLVMBuildSelect(c->b, neg, LLVMConstInt(c->i64, 0, 0), d, "");
+            total = LLVMBuildMul(c->b, total, trip[j], "");
+        }
+        LLVMValueRef fslot = tl_nvptx_entry_alloca(c, c->i64);
+        LLVMBuildStore(c->b, c->lane, fslot);
+        LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "nest");
+        LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "nest_body");
+        LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "nest_done");
+        LLVMBuildBr(c->b, head);
+        LLVMPositionBuilderAtEnd(c->b, head);
+        LLVMValueRef f = LLVMBuildLoad2(c->b, c->i64, fslot, "");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, f, total, ""), bb, exit);
+        LLVMPositionBuilderAtEnd(c->b, bb);
+        LLVMValueRef rest = f;
+        for (int j = n - 1; j >= 0; j--) {
+            LLVMValueRef v = j == 0 ? rest : LLVMBuildURem(c->b, rest, trip[j], "");
+            if (j > 0) rest = LLVMBuildUDiv(c->b, rest, trip[j], "");
+            LLVMBuildStore(c->b, LLVMBuildAdd(c->b, lo[j], v, ""), var_slot(c, p->st[loops[j]].var));
+        }
+        gen_stmts(c, in->body);
+        LLVMBuildStore(c->b, LLVMBuildNSWAdd(c->b, LLVMBuildLoad2(c->b, c->i64, fslot, ""), c->lanes, ""), fslot);
+        LLVMBuildBr(c->b, head);
+        LLVMPositionBuilderAtEnd(c->b, exit);
+    }
+    LLVMTypeRef at = ltype(c, c->k->local_type[acc]);
+    LLVMValueRef a = butterfly(c, LLVMBuildLoad2(c->b, at, c->localv[acc], ""), u, x);
+    if (c->par_mode == 2) {
+        LLVMValueRef red = shared_red(c), five = LLVMConstInt(c->i64, 5, 0), l31 = LLVMConstInt(c->i64, 31, 0);
+        LLVMValueRef wl = LLVMBuildAnd(c->b, c->lane, l31, ""), warp = LLVMBuildLShr(c->b, c->lane, five, "");
+        LLVMValueRef nw = LLVMBuildLShr(c->b, LLVMBuildAdd(c->b, c->lanes, l31, ""), five, "");
+        LLVMBasicBlockRef put = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "red_put");
+        LLVMBasicBlockRef sync = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "red_sync");
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, wl, LLVMConstInt(c->i64, 0, 0), ""), put, sync);
+        LLVMPositionBuilderAtEnd(c->b, put);
+        LLVMValueRef idx[2] = {LLVMConstInt(c->i64, 0, 0), warp};
+        LLVMBuildStore(c->b, a, LLVMBuildInBoundsGEP2(c->b, LLVMArrayType2(c->i64, 32), red, idx, 2, ""));
+        LLVMBuildBr(c->b, sync);
+        LLVMPositionBuilderAtEnd(c->b, sync);
+        tl_nvptx_intrinsic(c, "llvm.nvvm.barrier0", NULL, 0, NULL, 0);
+        /* every warp: lane l takes warp l's value (the identity past the last warp) */
+        LLVMValueRef has = LLVMBuildICmp(c->b, LLVMIntULT, wl, nw, "");
+        LLVMValueRef widx[2] = {LLVMConstInt(c->i64, 0, 0), LLVMBuildSelect(c->b, has, wl, LLVMConstInt(c->i64, 0, 0), "")};
+        LLVMValueRef v = LLVMBuildLoad2(c->b, at, LLVMBuildInBoundsGEP2(c->b, LLVMArrayType2(c->i64, 32), red, widx, 2, ""), "");
+        v = LLVMBuildSelect(c->b, has, v, tl_nvptx_gen(c, init->value), "");
+        a = butterfly(c, v, u, x);
+        /* the shared slots are read by all before a later reduction writes them again */
+        tl_nvptx_intrinsic(c, "llvm.nvvm.barrier0", NULL, 0, NULL, 0);
+    }
+    LLVMBuildStore(c->b, a, c->localv[acc]);
 }
 
 static void gen_loop(NvCg *c, const TlLStmt *s) {
@@ -603,9 +874,43 @@ static void gen_loop(NvCg *c, const TlLStmt *s) {
     if (c->par_mode == 1) {
         LLVMValueRef five = LLVMConstInt(c->i64, 5, 0);
         c->lane = LLVMBuildAnd(c->b, tid, LLVMConstInt(c->i64, 31, 0), "");
+        c->lanes = LLVMConstInt(c->i64, 32, 0);
         gid = LLVMBuildLShr(c->b, gid, five, ""), total = LLVMBuildLShr(c->b, total, five, "");
     }
-    counted_loop(c, s->var, gid, c->n, total, s->body);
+    if (c->nchain <= 1) {
+        counted_loop(c, s->var, gid, c->n, total, s->body);
+        return;
+    }
+    /* collapsed loops: flat index f over the product of their trip counts (n), each
+     * variable recovered as lo + (f / (product of the inner trips)) % trip */
+    LLVMValueRef fslot = tl_nvptx_entry_alloca(c, c->i64);
+    LLVMBuildStore(c->b, gid, fslot);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "items");
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "item");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "items_done");
+    LLVMBuildBr(c->b, head);
+    LLVMPositionBuilderAtEnd(c->b, head);
+    LLVMValueRef f = LLVMBuildLoad2(c->b, c->i64, fslot, "");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, f, c->n, ""), bb, exit);
+    LLVMPositionBuilderAtEnd(c->b, bb);
+    LLVMValueRef rest = f;
+    for (int j = c->nchain - 1; j >= 0; j--) {
+        const TlLStmt *l = &c->p->st[c->chain[j]];
+        LLVMValueRef lo = tl_nvptx_gen(c, l->lo);
+        LLVMValueRef v;
+        if (j == 0) {
+            v = LLVMBuildAdd(c->b, lo, rest, "");
+        } else {
+            LLVMValueRef trip = LLVMBuildSub(c->b, tl_nvptx_gen(c, l->hi), lo, "");
+            v = LLVMBuildAdd(c->b, lo, LLVMBuildURem(c->b, rest, trip, ""), "");
+            rest = LLVMBuildUDiv(c->b, rest, trip, "");
+        }
+        LLVMBuildStore(c->b, v, var_slot(c, l->var));
+    }
+    gen_stmts(c, c->p->st[c->chain[c->nchain - 1]].body);
+    LLVMBuildStore(c->b, LLVMBuildNSWAdd(c->b, LLVMBuildLoad2(c->b, c->i64, fslot, ""), total, ""), fslot);
+    LLVMBuildBr(c->b, head);
+    LLVMPositionBuilderAtEnd(c->b, exit);
 }
 
 static void gen_stmts(NvCg *c, int s) {
@@ -614,16 +919,24 @@ static void gen_stmts(NvCg *c, int s) {
         const TlLStmt *t = &c->p->st[s];
         switch (t->kind) {
         case TL_LS_LOOP: {
-            int warp = c->par_mode == 1 && c->lane && !c->split;
-            int x = warp ? warp_reducible(c->p, prev, s) : -1;
+            int warp = c->par_mode >= 1 && c->lane && !c->split;
+            int loops[TL_NVPTX_MAX_COLLAPSE], nl = 0;
+            int x = warp ? tl_nvptx_reduce_nest(c->p, prev, s, loops, &nl) : -1;
             if (x >= 0) {
-                gen_warp_reduce(c, t, x);
+                gen_nest_reduce(c, &c->p->st[prev], loops, nl, x);
             } else if (warp && !t->sched.parallel && only_stores(c->p, t->body)) {
-                /* lane-split: j = lo + lane, lo + lane + 32, ...; every lane stores */
+                /* lane-split: j = lo + lane, lo + lane + lanes, ...; every lane stores */
                 c->split = 1;
                 LLVMValueRef lo = LLVMBuildAdd(c->b, tl_nvptx_gen(c, t->lo), c->lane, "");
-                counted_loop(c, t->var, lo, tl_nvptx_gen(c, t->hi), LLVMConstInt(c->i64, 32, 0), t->body);
+                counted_loop(c, t->var, lo, tl_nvptx_gen(c, t->hi), c->lanes, t->body);
                 c->split = 0;
+            } else if (s == c->ipar) {
+                /* the loop a kernel without a parallel loop runs across threads */
+                LLVMValueRef gid = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, tl_nvptx_sreg(c, "ctaid.x"), tl_nvptx_sreg(c, "ntid.x"), ""),
+                                                tl_nvptx_sreg(c, "tid.x"), "");
+                LLVMValueRef total = LLVMBuildMul(c->b, tl_nvptx_sreg(c, "nctaid.x"), tl_nvptx_sreg(c, "ntid.x"), "");
+                LLVMValueRef lo = LLVMBuildAdd(c->b, tl_nvptx_gen(c, t->lo), gid, "");
+                counted_loop(c, t->var, lo, tl_nvptx_gen(c, t->hi), total, t->body);
             } else {
                 gen_loop(c, t);
             }
@@ -631,7 +944,7 @@ static void gen_stmts(NvCg *c, int s) {
         }
         case TL_LS_STORE: {
             LLVMBasicBlockRef join = NULL;
-            if (c->par_mode == 1 && c->lane && !c->split) { /* one lane stores what all lanes computed */
+            if (c->par_mode >= 1 && c->lane && !c->split) { /* one lane stores what all lanes computed */
                 LLVMBasicBlockRef st = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "lane0");
                 join = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stored");
                 LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntEQ, c->lane, LLVMConstInt(c->i64, 0, 0), ""), st, join);
@@ -695,9 +1008,11 @@ static void gen_kernel(NvCg *c, int ki) {
 
     memset(c->bufv, 0, sizeof *c->bufv * (size_t)(p->nbuf + 1));
     memset(c->varv, 0, sizeof *c->varv * (size_t)(p->nvars + 1));
-    c->fn = fn, c->k = k, c->lane = NULL, c->split = 0;
+    c->fn = fn, c->k = k, c->lane = c->lanes = NULL, c->split = 0;
     c->sub_acc = c->sub_x = -1, c->sub_accv = c->sub_xv = NULL;
-    c->par_mode = kind == TL_GPU_LAUNCH_WARP;
+    c->par_mode = kind == TL_GPU_LAUNCH_WARP ? 1 : kind == TL_GPU_LAUNCH_BLOCK ? 2 : 0;
+    c->nchain = tl_nvptx_collapse(p, ki, c->t, kind, c->chain, TL_NVPTX_MAX_COLLAPSE);
+    c->ipar = tl_nvptx_inner_parallel(p, ki, c->t, kind);
     c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
     LLVMPositionBuilderAtEnd(c->b, c->entry);
     int a = 0;
@@ -711,7 +1026,10 @@ static void gen_kernel(NvCg *c, int ki) {
     if (kind == TL_GPU_LAUNCH_GEMM) {
         if (k->gemm.dtype == TL_F32) tl_nvptx_gen_gemm(c, &k->gemm);
         else tl_nvptx_gen_mma(c, &k->gemm);
-    } else if (par_loop(p, k->body) < 0) { /* no parallel loop: thread 0 runs it all */
+    } else if (kind == TL_GPU_LAUNCH_BLOCK) { /* one block: its threads are the lanes */
+        c->lane = tl_nvptx_sreg(c, "tid.x"), c->lanes = tl_nvptx_sreg(c, "ntid.x");
+        gen_stmts(c, k->body);
+    } else if (par_loop(p, k->body) < 0 && c->ipar < 0) { /* no parallel loop: thread 0 runs it all */
         LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(c->ctx, fn, "run");
         LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, fn, "skip");
         LLVMValueRef gid = LLVMBuildAdd(c->b, LLVMBuildMul(c->b, tl_nvptx_sreg(c, "ctaid.x"), tl_nvptx_sreg(c, "ntid.x"), ""),

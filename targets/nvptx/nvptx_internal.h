@@ -25,12 +25,33 @@ typedef struct NvTarget {
     char arch[16];       /* sm_80 */
     int sm;              /* 80 for sm_80 */
     int opt_level;
-    int no_gemm, no_warp_reduce;
+    int no_gemm, no_warp_reduce, no_collapse;
 } NvTarget;
 
 /* How kernel k is compiled and launched; used[] (nbuf entries) gets the buffers it takes as
  * parameters, in buffer order. */
 TlGpuLaunchKind tl_nvptx_plan(const TlLProgram *p, int k, const NvTarget *t, char *used);
+
+/* The loops of kernel k that one flat index of its launch runs over (at most max, into
+ * loops[], outermost first): the parallel loop, then each loop that is the only statement
+ * of the previous one's body, has bounds of integers and dim symbols only, and whose
+ * iterations store different elements (every store index uses its variable and loads
+ * nothing), in a kernel that reads no buffer it writes. The launch's extent is the product
+ * of their trip counts. 0: no parallel loop (one thread) or a GEMM launch. */
+int tl_nvptx_collapse(const TlLProgram *p, int k, const NvTarget *t, TlGpuLaunchKind kind, int *loops, int max);
+#define TL_NVPTX_MAX_COLLAPSE 8
+/* A kernel without a parallel loop (flat launch) whose body is a nest of loops: the loop of
+ * the nest (integer bounds, lo >= 0; the longest such) whose iterations touch disjoint
+ * elements of every buffer the kernel stores (each access of such a buffer is v or
+ * Y * C + v with C >= hi, the same C per buffer: a scatter_add's column loop). Threads run
+ * its iterations (grid-stride), each every iteration of the loops around it, so each
+ * element sees the same updates in the same order as on one thread. -1: none. */
+int tl_nvptx_inner_parallel(const TlLProgram *p, int k, const NvTarget *t, TlGpuLaunchKind kind);
+/* The warp schedule's tests (nvptx_codegen.c), for the report (nvptx_report.c): the x of
+ * a reduction loop s (after statement prev) a warp splits, or -1; statements that only store. */
+int tl_nvptx_warp_reducible(const TlLProgram *p, int prev, int s);
+int tl_nvptx_only_stores(const TlLProgram *p, int s);
+int tl_nvptx_reduce_nest(const TlLProgram *p, int prev, int s, int *loops, int *n);
 
 void tl_nvptx_target(NvTarget *t, const TlNvptxOptions *o);
 LLVMTargetMachineRef tl_nvptx_target_machine(const NvTarget *t, char *err, int errn);
@@ -56,9 +77,14 @@ typedef struct NvCg {
     LLVMValueRef *localv; /* per local of the current kernel: alloca */
     const TlLKernel *k;
     LLVMValueRef n;       /* the parallel extent parameter */
-    int par_mode;         /* how gen_loop maps the parallel loop: 0 grid-stride threads, 1 warps */
-    LLVMValueRef lane;    /* warp mode: lane id (i64) */
+    int chain[TL_NVPTX_MAX_COLLAPSE]; /* the collapsed loops (tl_nvptx_collapse) */
+    int nchain;
+    int par_mode;         /* how gen_loop maps the parallel loop: 0 grid-stride threads, 1 warps;
+                             2: a block launch (no parallel loop, the block's threads are lanes) */
+    LLVMValueRef lane;    /* warp mode: lane id; block mode: thread id (i64) */
+    LLVMValueRef lanes;   /* the lanes' count: 32, or the block's size (i64) */
     int split;            /* warp mode: inside a loop split across the lanes */
+    int ipar;             /* a kernel without a parallel loop: the loop run as one (grid-stride), or -1 */
     /* combine(a, b) of a warp reduction: the update expression with local sub_acc read as
      * sub_accv and expression sub_x as sub_xv (-1: no substitution) */
     int sub_acc, sub_x;

@@ -4,7 +4,9 @@
  * is computed, but everything the host side of a GPU program does — allocations, uploads,
  * downloads, device copies, launches, synchronizations — happens, and each transfer is
  * logged to $TL_FAKECUDA_LOG as one line ("H2D <bytes>", "D2H <bytes>", "D2D <bytes>",
- * "LAUNCH <kernel>", "SYNC"), so a test can check what crosses the bus. */
+ * "LAUNCH <kernel>", "SYNC"), so a test can check what crosses the bus. Events keep a
+ * fake clock that each launch advances by 1 us per block plus 2 us ("EVENT" is logged per
+ * record), so TL_GPU_PROFILE's per-kernel times are deterministic. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,10 +49,12 @@ CUresult cuModuleGetFunction(void **f, void *m, const char *name) {
     return 0;
 }
 CUresult cuFuncGetAttribute(int *v, int attr, void *f) { (void)attr, (void)f; *v = 0; return 0; }
+static double fake_clock_ms;
 CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned sh,
                         void *stream, void **params, void **extra) {
-    (void)gx, (void)gy, (void)gz, (void)bx, (void)by, (void)bz, (void)sh, (void)stream, (void)params, (void)extra;
+    (void)bx, (void)by, (void)bz, (void)sh, (void)stream, (void)params, (void)extra;
     note("LAUNCH", (const char *)f, 0);
+    fake_clock_ms += 0.002 + 0.001 * (double)gx * (double)gy * (double)gz;
     return 0;
 }
 CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t n) {
@@ -64,9 +68,18 @@ CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n) { memcpy((void 
 CUresult cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n) { memcpy(d, (void *)(uintptr_t)s, n); note("D2H", NULL, n); return 0; }
 CUresult cuMemcpyDtoD_v2(CUdeviceptr d, CUdeviceptr s, size_t n) { memmove((void *)(uintptr_t)d, (void *)(uintptr_t)s, n); note("D2D", NULL, n); return 0; }
 CUresult cuMemsetD8_v2(CUdeviceptr d, unsigned char v, size_t n) { memset((void *)(uintptr_t)d, v, n); return 0; }
-CUresult cuEventCreate(void **e, unsigned f) { (void)f; *e = (void *)1; return 0; }
-CUresult cuEventDestroy_v2(void *e) { (void)e; return 0; }
-CUresult cuEventRecord(void *e, void *s) { (void)e, (void)s; return 0; }
+CUresult cuEventCreate(void **e, unsigned f) {
+    (void)f;
+    *e = calloc(1, sizeof(double));
+    return *e ? 0 : 2;
+}
+CUresult cuEventDestroy_v2(void *e) { free(e); return 0; }
+CUresult cuEventRecord(void *e, void *s) {
+    (void)s;
+    *(double *)e = fake_clock_ms;
+    note("EVENT", "", 0);
+    return 0;
+}
 CUresult cuEventSynchronize(void *e) { (void)e; return 0; }
-CUresult cuEventElapsedTime(float *ms, void *a, void *b) { (void)a, (void)b; *ms = 0; return 0; }
+CUresult cuEventElapsedTime(float *ms, void *a, void *b) { *ms = (float)(*(double *)b - *(double *)a); return 0; }
 CUresult cuGetErrorString(CUresult r, const char **s) { *s = r == 500 ? "not found" : "fake error"; return 0; }

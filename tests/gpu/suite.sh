@@ -101,6 +101,31 @@ elif [ -x "$exe" ]; then
   else
     echo "FAIL: gpu/resident_traffic (status $rc: $verdict)"; tail -3 "$tmp/fk.log"
   fi
+  # TL_GPU_PROFILE=1: every launch timed with events (the stand-in's clock: 1 us per block
+  # + 2 us), the step's and the eval's top kernels printed at exit; without it no event is
+  # ever recorded (the run above) and nothing is printed
+  (cd "$tmp" && TL_GPU_PROFILE=1 fake "$tmp/fake/prof.log" "$exe" --data "$tmp/data.txt" --steps 3 --eval-every 3 \
+     --checkpoint-every 3 --eval-batches 1 --out "$tmp/fkp" >"$tmp/prof.out" 2>"$tmp/prof.err"); rc=$?
+  prof=$(awk -v nk="$nk" '
+    BEGIN { split(nk, k, " ") }
+    /^GPU profile \(step\)/ { sec = "step"; heads++; nkern = $7; next }
+    /^GPU profile / { sec = "other"; heads++; next }
+    /^rank/ { next }
+    sec == "step" && NF == 7 && $1 ~ /^[0-9]+$/ {
+      rows++; pct += $7; if ($4 != 3) badn++; if (rows > 1 && $5 > last + 1e-9) unsorted++; last = $5 }
+    END { printf "%d profiles, step: %d rows of %d kernels, %.2f%% in them, %d not launched 3 times, %d out of order",
+                 heads, rows, nkern, pct, badn, unsorted
+          exit !(heads >= 2 && nkern == k[1] && rows == (k[1] < 20 ? k[1] : 20) && pct > 0 && pct <= 100.01 && badn == 0 && unsorted == 0) }' "$tmp/prof.err")
+  ok=$?
+  events_off=$(grep -c '^EVENT' "$tmp/fake/run.log")
+  launches_on=$(grep -c '^LAUNCH' "$tmp/fake/prof.log"); events_on=$(grep -c '^EVENT' "$tmp/fake/prof.log")
+  if [ $rc -eq 0 ] && [ $ok -eq 0 ] && [ "$events_off" -eq 0 ] && [ "$events_on" -eq $((2 * launches_on)) ] &&
+     ! grep -q "GPU profile" "$tmp/fk.log"; then
+    echo "PASS: gpu/profile_fake_driver ($prof; 2 events per launch; none without TL_GPU_PROFILE)"
+  else
+    echo "FAIL: gpu/profile_fake_driver (status $rc: $prof; events $events_on for $launches_on launches, $events_off when off)"
+    head -30 "$tmp/prof.err"
+  fi
   # the checkpoints hold what the device holds: each step's outputs swapped into its
   # inputs. The stand-in's kernels compute nothing, so the allocations just alternate:
   # after step 3 the params are the (zeroed) output buffers, after step 6 the initial

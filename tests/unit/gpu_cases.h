@@ -4,6 +4,45 @@
 #define TL_GPU_CASES_H
 #include "graph_cases.h"
 
+/* Kernels whose loops the GPU launch spreads beyond the parallel loop (docs/nvptx.md,
+ * "Spreading the work"): full reductions as one block (long, over a loop nest, symbolic,
+ * f32 / i32 / max, followed by stores split across the block), column reductions as a
+ * warp per column (over one loop and over a nest: a bias gradient), a scatter_add of
+ * repeated ids run across its column loop (an embedding gradient), and elementwise
+ * kernels whose parallel loop is short and whose inner loops are long (collapsed). */
+static void gpu_parallel_cases(void) {
+    begin();
+    fwd("full sum of [1500, 2000] (one block, a loop nest)", tl_g_sum(G, input(TL_F32, S(1500, 2000), -1, 1), 3, 0, L), 0);
+    begin();
+    int x = input(TL_F32, S(3000000), -1, 1);
+    fwd("sum of squares of [3000000] (one block)", tl_g_sum(G, tl_g_mul(G, x, x, L), 1, 0, L), 0);
+    begin();
+    TlGDim dn[1] = {tl_gdim_sym(G, "N")};
+    bind("N", 100003);
+    fwd("sum of [N=100003] (one block, symbolic length)", tl_g_sum(G, input(TL_F32, tl_gshape_dims(1, dn), -1, 1), 1, 0, L), 0);
+    begin();
+    fwd("sum of i32 [300, 1000] (one block, exact)", tl_g_sum(G, input(TL_I32, S(300, 1000), -50, 50), 3, 0, L), 1);
+    begin();
+    fwd("max of [700, 300] (one block, NaN-propagating max)", tl_g_reduce(G, TL_GOP_RMAX, input(TL_F32, S(700, 300), -3, 3), 3, 0, L), 1);
+    begin();
+    x = param(TL_F32, S(300, 400), -1, 1);
+    fwdbwd("x * sum(x) over all of [300, 400] (one block, stores split across it)",
+           tl_g_broadcast_binary(G, TL_GOP_MUL, x, tl_g_sum(G, x, 3, 1, L), L));
+    begin();
+    fwd("column sums of [2048, 1024] (a warp per column)", tl_g_sum(G, input(TL_F32, S(2048, 1024), -1, 1), 1, 0, L), 0);
+    begin();
+    fwd("bias gradient: sum over [16, 128] of [16, 128, 256] (a warp per column, a loop nest)",
+        tl_g_sum(G, input(TL_F32, S(16, 128, 256), -1, 1), 3, 0, L), 0);
+    begin();
+    int tab = param(TL_F32, S(256, 256), -1, 1);
+    int ids = input(TL_I32, S(16, 128), 0, 40); /* 2048 ids of 40 rows: each ~50 times */
+    fwdbwd("embedding [256, 256] of ids [16, 128] (gradient: scatter_add of repeated ids, threads over columns)",
+           tl_g_gather(G, tab, ids, 0, L));
+    begin();
+    x = param(TL_F32, S(3, 500, 70), -2, 2);
+    fwdbwd("x * x of [3, 500, 70] (3 parallel items: the loops collapsed)", tl_g_mul(G, x, x, L));
+}
+
 /* A dense matmul with a symbolic M (the SGEMM path, with edge tiles) and a row softmax
  * over a wide last axis (the warp reductions), forward and backward. */
 static void gpu_schedule_cases(void) {
@@ -30,6 +69,7 @@ static void gpu_schedule_cases(void) {
     fwd("sum of a wide f64 row [5, 1000]", tl_g_reduce(G, TL_GOP_SUM, input(TL_F64, S(5, 1000), -1, 1), 2, 0, L), 0);
     begin();
     fwd("sum of a wide i32 row [4, 100]", tl_g_reduce(G, TL_GOP_SUM, input(TL_I32, S(4, 100), -50, 50), 2, 0, L), 1);
+    gpu_parallel_cases();
 }
 
 /* bf16 / f16 matmuls (the tensor-core GEMM on sm_80+): every operand layout, batches,

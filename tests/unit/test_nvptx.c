@@ -161,6 +161,124 @@ static void gemm_structure(void) {
     }
 }
 
+/* Stats of the one kernel of G stored into (the kernel named like `suffix`), or NULL. */
+static const TlGpuKernelStat *stat_of(TlGpuKernelStat *st, const TlLProgram *lp, const char *suffix) {
+    for (int k = 0; k < lp->nkern; k++)
+        if (strstr(lp->kern[k].name, suffix)) return &st[k];
+    return NULL;
+}
+
+/* The launch planning of kernels with long loops and the report (`tlc kernels
+ * --gpu-report`) that counts their work: exact numbers for known shapes. */
+static void spread_cases(void) {
+    char err[512];
+    TlNvptxOptions plain = {.opt_level = 3, .no_collapse = 1}, dflt = {.opt_level = 3};
+    TlGpuKernelStat st[16];
+
+    case_begin("elementwise [16, 128, 256]: one thread per element (collapsed), 16 x 32768 without");
+    begin();
+    tl_graph_add_output(G, tl_g_tanh(G, input(TL_F32, S(16, 128, 256), -1, 1), L));
+    TlLProgram *lp = tl_loops_lower(G, err, sizeof err);
+    EXPECTF(lp && lp->nkern == 1, "%s", err);
+    if (lp && lp->nkern == 1) {
+        tl_nvptx_kernel_stats(lp, &dflt, NULL, st);
+        EXPECTF(st[0].launch == TL_GPU_LAUNCH_FLAT && st[0].collapsed == 3 && st[0].items == 524288 && st[0].threads == 524288 &&
+                st[0].work == 1, "flat %d, %d loops, %.0f items, %.0f threads, work %.0f", st[0].launch == TL_GPU_LAUNCH_FLAT,
+                st[0].collapsed, st[0].items, st[0].threads, st[0].work);
+        tl_nvptx_kernel_stats(lp, &plain, NULL, st);
+        EXPECTF(st[0].collapsed == 1 && st[0].items == 16 && st[0].work == 32768, "%d loops, %.0f items, work %.0f", st[0].collapsed,
+                st[0].items, st[0].work);
+        TlGpuDesc *d = tl_nvptx_describe(lp, &dflt, "t", err, sizeof err);
+        EXPECTF(d && tl_gpudesc_eval(d, d->kern[0].par_extent, NULL, NULL) == 524288, "%s", d ? "launch extent" : err);
+        tl_gpudesc_free(d);
+    }
+    tl_loops_free(lp);
+    tl_graph_free(G);
+    case_end();
+
+    case_begin("full sum of [1500, 2000]: one block of 256 threads, bar.sync and shuffles");
+    begin();
+    tl_graph_add_output(G, tl_g_sum(G, input(TL_F32, S(1500, 2000), -1, 1), 3, 0, L));
+    lp = tl_loops_lower(G, err, sizeof err);
+    EXPECTF(lp && lp->nkern == 1, "%s", err);
+    if (lp && lp->nkern == 1) {
+        tl_nvptx_kernel_stats(lp, &dflt, NULL, st);
+        /* 3e6 / 256 iterations, 12 for the two butterflies and the shared step, the
+         * init and the store */
+        EXPECTF(st[0].launch == TL_GPU_LAUNCH_BLOCK && st[0].threads == 256 && st[0].work == 11719 + 12 + 2,
+                "block %d, %.0f threads, work %.0f", st[0].launch == TL_GPU_LAUNCH_BLOCK, st[0].threads, st[0].work);
+        TlNvptxOptions nowarp = {.opt_level = 3, .no_warp_reduce = 1};
+        tl_nvptx_kernel_stats(lp, &nowarp, NULL, st);
+        EXPECTF(st[0].serial && st[0].threads == 1 && st[0].work == 3000002, "serial %d, work %.0f", st[0].serial, st[0].work);
+    }
+    char *ptx = tl_nvptx_emit_ptx(G, NULL, NULL, err, sizeof err);
+    EXPECTF(ptx && strstr(ptx, "bar.sync") && count(ptx, "shfl.sync.bfly") >= 20 && strstr(ptx, ".shared"), "%s",
+            ptx ? "no bar.sync / 2 f64 butterflies / shared slots" : err);
+    free(ptx);
+    tl_loops_free(lp);
+    tl_graph_free(G);
+    case_end();
+
+    case_begin("column sums over [16, 128] of [16, 128, 256]: a warp per column over the nest");
+    begin();
+    tl_graph_add_output(G, tl_g_sum(G, input(TL_F32, S(16, 128, 256), -1, 1), 3, 0, L));
+    lp = tl_loops_lower(G, err, sizeof err);
+    if (lp && lp->nkern == 1) {
+        tl_nvptx_kernel_stats(lp, &dflt, NULL, st);
+        EXPECTF(st[0].launch == TL_GPU_LAUNCH_WARP && st[0].items == 256 && st[0].threads == 8192 && st[0].work == 64 + 5 + 2,
+                "warp %d, %.0f items, %.0f threads, work %.0f", st[0].launch == TL_GPU_LAUNCH_WARP, st[0].items, st[0].threads, st[0].work);
+    } else {
+        EXPECTF(0, "%s", err);
+    }
+    tl_loops_free(lp);
+    tl_graph_free(G);
+    case_end();
+
+    case_begin("embedding gradient (scatter_add of [16, 128] ids into [256, 256]): threads over the 256 columns");
+    begin();
+    int tab = param(TL_F32, S(256, 256), -1, 1);
+    int g = tl_g_gather(G, tab, input(TL_I32, S(16, 128), 0, 40), 0, L);
+    int w = input(TL_F32, S(16, 128, 256), -1, 1);
+    int loss = tl_g_sum(G, tl_g_mul(G, g, w, L), 7, 0, L), grad;
+    EXPECT(tl_grad(G, loss, 1, &tab, &grad) == 0);
+    tl_graph_add_output(G, grad);
+    lp = tl_loops_lower(G, err, sizeof err);
+    const TlGpuKernelStat *sa = NULL;
+    if (lp && lp->nkern <= 16) {
+        tl_nvptx_kernel_stats(lp, &dflt, NULL, st);
+        sa = stat_of(st, lp, "scatter_add");
+        EXPECTF(sa && sa->launch == TL_GPU_LAUNCH_FLAT && !sa->serial && sa->threads == 256 && sa->work == 2048,
+                "%s: %.0f threads, work %.0f", sa ? sa->name : "no scatter_add kernel", sa ? sa->threads : 0, sa ? sa->work : 0);
+        tl_nvptx_kernel_stats(lp, &plain, NULL, st);
+        sa = stat_of(st, lp, "scatter_add");
+        EXPECTF(sa && sa->serial && sa->work == 524288, "plain: work %.0f", sa ? sa->work : 0);
+        TlGpuDesc *d = tl_nvptx_describe(lp, &dflt, "t", err, sizeof err);
+        int k = d ? (int)(stat_of(st, lp, "scatter_add") - st) : -1;
+        EXPECTF(d && k >= 0 && tl_gpudesc_eval(d, d->kern[k].par_extent, NULL, NULL) == 256, "%s", d ? "launch extent" : err);
+        tl_gpudesc_free(d);
+    } else {
+        EXPECTF(0, "%s", lp ? "too many kernels" : err);
+    }
+    tl_loops_free(lp);
+    tl_graph_free(G);
+    case_end();
+
+    case_begin("the report: header, rows by work per thread, summary");
+    TlGpuKernelStat rs[3] = {{"k_a", TL_GPU_LAUNCH_FLAT, 0, 2, 100, 100, 7}, {"k_b", TL_GPU_LAUNCH_BLOCK, 0, 0, 1, 256, 900},
+                             {"k_c", TL_GPU_LAUNCH_FLAT, 1, 0, 1, 1, 93}};
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    tl_nvptx_report_print(f, rs, 3, 2);
+    fclose(f);
+    const char *b = buf ? strstr(buf, "k_b") : NULL, *c = buf ? strstr(buf, "k_c") : NULL;
+    EXPECTF(buf && strncmp(buf, "rank", 4) == 0 && b && c && b < c && !strstr(buf, "k_a") && strstr(buf, "block") &&
+                strstr(buf, "serial") && strstr(buf, "90.0%") && strstr(buf, "... 1 more") && strstr(buf, "max 900, sum over kernels 1000"),
+            "%s", buf ? buf : "");
+    free(buf);
+    case_end();
+}
+
 static void structure_cases(void) {
     char err[512];
     case_begin("row reductions over a wide axis use warp shuffles; short ones do not");
@@ -335,6 +453,7 @@ int main(int argc, char **argv) {
     if (!ptxas[0]) case_skip("ptxas checks", "no ptxas under the CUDA toolkit root ($CUDA_HOME or /usr/local/cuda)");
     int nrandom = argc > 1 ? atoi(argv[1]) : 30;
     structure_cases();
+    spread_cases();
     gemm_structure();
     mma_structure();
     unary_cases();

@@ -70,6 +70,18 @@ static uint32_t emu_nctaid_y(void) { return nctaid[1]; }
 static uint32_t emu_nctaid_z(void) { return nctaid[2]; }
 static void emu_barrier0(void) { arrive(&bar_count, &bar_gen, NTHR); }
 
+/* shfl.sync.bfly.b32 (full mask): lane t gets lane t ^ m's value; every lane posts, waits
+ * for the warp, reads, and waits again before a later shuffle overwrites the slots */
+static uint32_t w_shfl[NWARP][32];
+static uint32_t emu_shfl_bfly(uint32_t v, uint32_t m) {
+    int w = cur / 32, t = cur % 32;
+    w_shfl[w][t] = v;
+    warp_sync();
+    uint32_t r = w_shfl[w][(t ^ (int)m) & 31];
+    warp_sync();
+    return r;
+}
+
 /* ldmatrix.sync.aligned.m8n8.x4[.trans].b16: lane l gives the address of row l % 8 of
  * matrix l / 8 (16 bytes); lane t receives, of matrix j, row t / 4, halves 2(t % 4) and
  * 2(t % 4) + 1 — with .trans, column t / 4 of rows 2(t % 4) and 2(t % 4) + 1. */
@@ -168,6 +180,7 @@ static const Repl repls[] = {
     {"llvm.nvvm.read.ptx.sreg.nctaid.y", "emu_nctaid_y", (void *)emu_nctaid_y},
     {"llvm.nvvm.read.ptx.sreg.nctaid.z", "emu_nctaid_z", (void *)emu_nctaid_z},
     {"llvm.nvvm.barrier0", "emu_barrier0", (void *)emu_barrier0},
+    {"llvm.nvvm.shfl.sync.bfly.i32", "emu_shfl_bfly", (void *)emu_shfl_bfly},
     {"llvm.nvvm.ldmatrix.sync.aligned.m8n8.x4.b16", "emu_ldmatrix", (void *)emu_ldmatrix},
     {"llvm.nvvm.ldmatrix.sync.aligned.m8n8.x4.trans.b16", "emu_ldmatrix", (void *)emu_ldmatrix},
     {"llvm.nvvm.mma.m16n8k16.row.col.bf16", "emu_mma", (void *)emu_mma},
@@ -227,6 +240,11 @@ static void rewrite_call(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef call, c
         LLVMValueRef args[2] = {LLVMGetOperand(call, 0), LLVMGetOperand(call, 1)};
         LLVMValueRef f = host_fn(m, r->fn, i32, at, 2);
         res = LLVMBuildBitCast(b, LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, args, 2, ""), rt, "");
+    } else if (strstr(r->intr, "shfl")) { /* (mask, value, lane mask, clamp) */
+        LLVMTypeRef at[2] = {i32, i32};
+        LLVMValueRef args[2] = {LLVMGetOperand(call, 1), LLVMGetOperand(call, 2)};
+        LLVMValueRef f = host_fn(m, r->fn, i32, at, 2);
+        res = LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, args, 2, "");
     } else { /* ids and the barrier: no arguments */
         LLVMValueRef f = host_fn(m, r->fn, rt, NULL, 0);
         res = LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, NULL, 0, "");
@@ -274,6 +292,7 @@ static int retarget(LLVMModuleRef m, LLVMTargetMachineRef tm, char *err, int err
 /* ---- running a program ---- */
 
 typedef void (*K0)(void);
+static int launched[4], collapsed, inner; /* kernels run per launch kind; collapsed; inner-parallel */
 static void *kfn;
 static int64_t kargs[64];
 static int nkargs;
@@ -282,12 +301,17 @@ static void thread_main(void) {
     int64_t *a = kargs;
     switch (nkargs) { /* every kernel parameter is 64 bits: a pointer or an i64 */
 #define A1 int64_t
+    case 2: ((void (*)(A1, A1))kfn)(a[0], a[1]); break;
     case 3: ((void (*)(A1, A1, A1))kfn)(a[0], a[1], a[2]); break;
     case 4: ((void (*)(A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3]); break;
     case 5: ((void (*)(A1, A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3], a[4]); break;
     case 6: ((void (*)(A1, A1, A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3], a[4], a[5]); break;
     case 7: ((void (*)(A1, A1, A1, A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3], a[4], a[5], a[6]); break;
     case 8: ((void (*)(A1, A1, A1, A1, A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]); break;
+    case 9: ((void (*)(A1, A1, A1, A1, A1, A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]); break;
+    case 10:
+        ((void (*)(A1, A1, A1, A1, A1, A1, A1, A1, A1, A1))kfn)(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+        break;
 #undef A1
     default: break;
     }
@@ -360,13 +384,25 @@ static int exec_host(Emu *e, int h, char *err, int errn) {
         char used[512];
         if (lp->nbuf >= 512) { snprintf(err, (size_t)errn, "too many buffers"); return -1; }
         TlGpuLaunchKind kind = tl_nvptx_plan(lp, o->kernel, &t, used);
-        if (kind == TL_GPU_LAUNCH_WARP) { snprintf(err, (size_t)errn, "%s: warp kernels are not emulated", k->name); return -1; }
+        launched[kind]++;
         nkargs = 0;
         for (int i = 0; i < lp->nbuf; i++)
             if (used[i]) kargs[nkargs++] = (int64_t)(uintptr_t)e->mem[i];
         for (int i = 0; i < lp->nsyms; i++) kargs[nkargs++] = e->syms[i];
-        kargs[nkargs++] = k->par_extent >= 0 ? tl_loops_eval(lp, k->par_extent, e->syms) : 1;
-        if (nkargs < 3 || nkargs > 8) { snprintf(err, (size_t)errn, "%s: %d parameters", k->name, nkargs); return -1; }
+        /* n: the launch's extent as the description computes it (tl_nvptx_collapse,
+         * tl_nvptx_inner_parallel) */
+        int64_t n = k->par_extent >= 0 ? tl_loops_eval(lp, k->par_extent, e->syms) : 1;
+        int loops[TL_NVPTX_MAX_COLLAPSE];
+        int nl = tl_nvptx_collapse(lp, o->kernel, &t, kind, loops, TL_NVPTX_MAX_COLLAPSE);
+        for (int j = 1; j < nl; j++) {
+            int64_t trip = tl_loops_eval(lp, lp->st[loops[j]].hi, e->syms) - tl_loops_eval(lp, lp->st[loops[j]].lo, e->syms);
+            n *= trip > 0 ? trip : 0;
+        }
+        collapsed += nl > 1;
+        int ip = tl_nvptx_inner_parallel(lp, o->kernel, &t, kind);
+        if (ip >= 0) n = tl_loops_eval(lp, lp->st[ip].hi, e->syms) - tl_loops_eval(lp, lp->st[ip].lo, e->syms), inner++;
+        kargs[nkargs++] = n;
+        if (nkargs < 2 || nkargs > 10) { snprintf(err, (size_t)errn, "%s: %d parameters", k->name, nkargs); return -1; }
         LLVMOrcExecutorAddress addr = 0;
         LLVMErrorRef le = LLVMOrcLLJITLookup(e->jit, &addr, k->name);
         if (le) {
@@ -376,7 +412,7 @@ static int exec_host(Emu *e, int h, char *err, int errn) {
             return -1;
         }
         kfn = (void *)(uintptr_t)addr;
-        unsigned gx = 1, gy = 1, gz = 1; /* flat kernels: one block, their grid-stride loop covers n */
+        unsigned gx = 1, gy = 1, gz = 1; /* flat, warp, block: one block; grid-stride loops cover n */
         if (kind == TL_GPU_LAUNCH_GEMM) {
             int64_t m = tl_loops_eval(lp, k->gemm.m, e->syms), n = tl_loops_eval(lp, k->gemm.n, e->syms);
             gx = (unsigned)((n + TL_GEMM_BN - 1) / TL_GEMM_BN), gy = (unsigned)((m + TL_GEMM_BM - 1) / TL_GEMM_BM);
@@ -398,10 +434,11 @@ static LLVMTargetMachineRef host_tm(void) {
     return tm;
 }
 
-/* The graph G through the emulated GPU; the values of output 0 (malloc'd, numel of them)
- * or NULL with err. The inputs get the values the interpreter was given (vals[node]). */
-static float *emulate(double **vals, int64_t *numel, char *err, int errn) {
-    float *out = NULL;
+/* The graph G through the emulated GPU; the values of every output (malloc'd, numel[o] of
+ * output o) or NULL with err. The inputs get the values the interpreter was given
+ * (vals[node]). */
+static double **emulate(double **vals, int64_t *numel, char *err, int errn) {
+    double **out = NULL;
     TlLProgram *lp = tl_loops_lower(G, err, errn);
     if (!lp) return NULL;
     char *ir = tl_nvptx_emit_llvm(G, &(TlNvptxOptions){.arch = "sm_80", .opt_level = 3}, NULL, err, errn);
@@ -457,15 +494,31 @@ static float *emulate(double **vals, int64_t *numel, char *err, int errn) {
         if (bf->kind == TL_LB_CONST)
             for (int64_t j = 0; j < n; j++) ((float *)e.mem[i])[j] = (float)tl_interp_round(bf->dtype, bf->init[j]);
         if ((bf->kind == TL_LB_INPUT || bf->kind == TL_LB_PARAM) && bf->node >= 0 && vals[bf->node]) {
-            if (bf->elem != TL_LT_F32) { snprintf(err, (size_t)errn, "non-f32 input"); goto done; }
-            for (int64_t j = 0; j < n; j++) ((float *)e.mem[i])[j] = (float)tl_interp_round(bf->dtype, vals[bf->node][j]);
+            for (int64_t j = 0; j < n; j++) {
+                double v = tl_interp_round(bf->dtype, vals[bf->node][j]);
+                switch (bf->elem) {
+                case TL_LT_F32: ((float *)e.mem[i])[j] = (float)v; break;
+                case TL_LT_F64: ((double *)e.mem[i])[j] = v; break;
+                case TL_LT_I32: ((int32_t *)e.mem[i])[j] = (int32_t)v; break;
+                case TL_LT_I64: ((int64_t *)e.mem[i])[j] = (int64_t)v; break;
+                default: snprintf(err, (size_t)errn, "input b%d: storage not emulated", i); goto done;
+                }
+            }
         }
     }
     if (exec_host(&e, lp->entry, err, errn)) goto done;
-    int ob = lp->node_buf[G->outputs[0]];
-    *numel = tl_loops_eval(lp, lp->buf[ob].numel, e.syms);
-    out = malloc(sizeof *out * (size_t)(*numel + 1));
-    memcpy(out, e.mem[ob], sizeof *out * (size_t)*numel);
+    out = calloc((size_t)G->noutputs + 1, sizeof *out);
+    for (int o = 0; o < G->noutputs; o++) {
+        int ob = lp->node_buf[G->outputs[o]];
+        if (ob < 0) continue;
+        TlLType el = lp->buf[ob].elem;
+        numel[o] = tl_loops_eval(lp, lp->buf[ob].numel, e.syms);
+        out[o] = malloc(sizeof **out * (size_t)(numel[o] + 1));
+        for (int64_t j = 0; j < numel[o]; j++)
+            out[o][j] = el == TL_LT_F32 ? ((float *)e.mem[ob])[j] : el == TL_LT_F64 ? ((double *)e.mem[ob])[j]
+                      : el == TL_LT_I32 ? ((int32_t *)e.mem[ob])[j] : el == TL_LT_I64 ? (double)((int64_t *)e.mem[ob])[j]
+                                        : ((uint8_t *)e.mem[ob])[j];
+    }
 done:
     if (e.mem)
         for (int i = 0; i < lp->nbuf; i++)
@@ -483,8 +536,14 @@ done:
 
 static int ncases;
 
+static int emu_parallel;
+static void parallel_case_run(const char *name, int exact);
+
 static void graph_case_run(const char *name, int exact) {
-    (void)exact;
+    if (emu_parallel) {
+        parallel_case_run(name, exact);
+        return;
+    }
     if (!mma_strict) return; /* only the tensor-core cases of gpu_mma_cases */
     case_begin("emulated GPU: %s", name);
     char err[512] = "";
@@ -512,9 +571,11 @@ static void graph_case_run(const char *name, int exact) {
             if (!memchr(let, cs.in[t][j], (size_t)nl)) let[nl] = cs.in[t][j], size[nl++] = x[t]->dim[j];
     for (int l = 0; l < nl; l++)
         if (!memchr(cs.out, let[l], (size_t)cs.out_rank)) nk *= size[l];
-    int64_t n = 0;
+    int64_t n = 0, ns[64] = {0};
     /* ~3 s per 10^7 emulated multiply-adds: anything larger than the cases is left to the GPU */
-    float *got = r && (double)r->numel * (double)nk > 1e8 ? NULL : emulate(vals, &n, err, sizeof err);
+    double **all = r && (double)r->numel * (double)nk > 1e8 ? NULL : emulate(vals, ns, err, sizeof err);
+    double *got = all ? all[0] : NULL;
+    n = ns[0];
     if (r && (double)r->numel * (double)nk > 1e8) printf("    not emulated: %.2g multiply-adds\n", (double)r->numel * (double)nk);
     else EXPECTF(got != NULL, "%s", err);
     ncases += got != NULL;
@@ -553,6 +614,56 @@ static void graph_case_run(const char *name, int exact) {
         printf("    worst |emulated - interpreter| / bound = %.3f over %lld outputs (K = %lld)\n", worst, (long long)n, (long long)nk);
         free(S), free(T);
     }
+    for (int o = 0; all && o < G->noutputs; o++) free(all[o]);
+    free(all);
+    for (int i = 0; i < G->nnodes; i++) free(vals[i]);
+    free(vals);
+    tl_interp_free(it);
+    case_end();
+}
+
+/* gpu_parallel_cases: every kernel of the graph (flat with collapsed loops, warp, block,
+ * inner-parallel) emulated; every output against the interpreter: exact cases bit for bit,
+ * the others within 2e-5 of the output's largest magnitude (f32 storage; the interpreter
+ * accumulates in f64, the kernels too, in another order). */
+static void parallel_case_run(const char *name, int exact) {
+    case_begin("emulated GPU: %s", name);
+    char err[512] = "";
+    TlInterp *it = tl_interp_new(G);
+    for (int i = 0; i < NSYM; i++) tl_interp_bind(it, SYM[i], SYMV[i]);
+    double **vals = calloc((size_t)G->nnodes, sizeof *vals);
+    for (int i = 0; i < G->nnodes; i++) {
+        const TlGNode *nd = &G->nodes[i];
+        if (nd->op != TL_GOP_INPUT && nd->op != TL_GOP_PARAM) continue;
+        int64_t cnt = numel_of(&nd->shape);
+        vals[i] = malloc(sizeof(double) * (size_t)(cnt + 1));
+        for (int64_t j = 0; j < cnt; j++) {
+            double v = urand(RLO[i], RHI[i]);
+            vals[i][j] = tl_dtype_is_float(nd->dtype) ? v : floor(v);
+        }
+        tl_interp_set(it, i, vals[i], cnt);
+    }
+    EXPECTF(tl_interp_run(it) == 0, "interpreter: %s", tl_interp_error(it));
+    int64_t ns[64] = {0};
+    double **got = emulate(vals, ns, err, sizeof err);
+    EXPECTF(got != NULL, "%s", err);
+    ncases += got != NULL;
+    for (int o = 0; got && o < G->noutputs && o < 64; o++) {
+        const TlTensor *r = tl_interp_output(it, o);
+        EXPECTF(r && got[o] && r->numel == ns[o], "output %d: %lld values vs %lld", o, (long long)ns[o], r ? (long long)r->numel : -1LL);
+        if (!r || !got[o] || r->numel != ns[o]) continue;
+        double scale = 0, worst = 0;
+        for (int64_t j = 0; j < r->numel; j++) scale = fmax(scale, fabs(tl_tensor_get(r, j)));
+        int bad = 0;
+        for (int64_t j = 0; j < r->numel; j++) {
+            double gv = got[o][j], rv = tl_tensor_get(r, j), d = fabs(gv - rv);
+            int ok = exact ? (gv == rv || (gv != gv && rv != rv)) : d <= 2e-5 * (scale > 1 ? scale : 1);
+            if (!ok && bad++ < 3) EXPECTF(0, "output %d [%lld]: emulated %.9g, interpreter %.9g", o, (long long)j, gv, rv);
+            worst = fmax(worst, d);
+        }
+        printf("    output %d: %lld values, max |emulated - interpreter| = %.3g (max |value| %.3g)\n", o, (long long)r->numel, worst, scale);
+    }
+    for (int o = 0; got && o < G->noutputs; o++) free(got[o]);
     free(got);
     for (int i = 0; i < G->nnodes; i++) free(vals[i]);
     free(vals);
@@ -569,6 +680,18 @@ int main(void) {
     if (!stacks) return 1;
     gpu_mma_cases();
     printf("# %d tensor-core GEMM cases emulated\n", ncases);
+    ncases = 0;
+    emu_parallel = 1;
+    gpu_parallel_cases();
+    emu_parallel = 0;
+    printf("# %d cases of the parallel schedules emulated: %d flat, %d warp, %d block kernels run; %d with collapsed loops, "
+           "%d inner-parallel\n", ncases, launched[TL_GPU_LAUNCH_FLAT], launched[TL_GPU_LAUNCH_WARP], launched[TL_GPU_LAUNCH_BLOCK],
+           collapsed, inner);
+    case_begin("the parallel cases ran every new schedule");
+    EXPECTF(launched[TL_GPU_LAUNCH_WARP] > 0 && launched[TL_GPU_LAUNCH_BLOCK] >= 6 && collapsed > 0 && inner > 0,
+            "%d warp, %d block kernels, %d collapsed, %d inner-parallel", launched[TL_GPU_LAUNCH_WARP],
+            launched[TL_GPU_LAUNCH_BLOCK], collapsed, inner);
+    case_end();
     free(stacks);
     return check_done();
 }
