@@ -36,6 +36,8 @@ typedef struct TlNvptxOptions {
     int opt_level;     /* 0..3; -1 or unset (with a zeroed struct: 0 means 0) */
     int no_gemm;       /* 1: compile matmuls as plain loop nests (tests, comparisons) */
     int no_warp_reduce;/* 1: row reductions as one thread per row */
+    int mma_regs;      /* 1: bf16/f16 GEMMs stage f32 operands through registers (no pack
+                          kernel, no cp.async: the slower reference); also TL_MMA_REGS=1 */
 } TlNvptxOptions;
 
 /* The PTX of a whole program (kernel NULL) or of one kernel (its name, e.g. "tl_k3_exp").

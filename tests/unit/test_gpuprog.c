@@ -90,7 +90,7 @@ static void graph_case_run(const char *name, int exact) {
         for (int k = 0; same && k < d->nkern; k++) {
             const TlGpuKernel *a = &d->kern[k], *c = &r->kern[k];
             same = a->launch == c->launch && a->par_extent == c->par_extent && a->gemm_m == c->gemm_m && a->gemm_n == c->gemm_n &&
-                   a->gemm_batch == c->gemm_batch && a->nused == c->nused && !memcmp(a->used, c->used, sizeof *a->used * (size_t)a->nused);
+                   a->gemm_batch == c->gemm_batch && a->mma_pack == c->mma_pack && a->gemm_k == c->gemm_k && a->nused == c->nused && !memcmp(a->used, c->used, sizeof *a->used * (size_t)a->nused);
         }
         for (int h = 0; same && h < d->nhost; h++) {
             const TlGpuHostOp *a = &d->host[h], *c = &r->host[h];
