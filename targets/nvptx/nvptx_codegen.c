@@ -724,7 +724,7 @@ static void gen_kernel(NvCg *c, int ki) {
     for (int i = 0; i < nb + packed; i++) LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, enum_attr(c, "noalias", 0));
     annotate(c, fn, "maxntidx", TL_GPU_BLOCK);
     /* SGEMM: <= 128 registers, 2 blocks per SM; the MMA kernel needs more (one block) */
-    if (kind == TL_GPU_LAUNCH_GEMM) annotate(c, fn, "minctasm", k->gemm.dtype == TL_F32 ? 2 : 1);
+    if (kind == TL_GPU_LAUNCH_GEMM) annotate(c, fn, "minctasm", k->gemm.dtype == TL_F32 || packed ? 2 : 1);
 
     memset(c->bufv, 0, sizeof *c->bufv * (size_t)(p->nbuf + 1));
     memset(c->varv, 0, sizeof *c->varv * (size_t)(p->nvars + 1));

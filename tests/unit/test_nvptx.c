@@ -273,7 +273,7 @@ static char *entry_text(const char *ptx, const char *name) {
 /* The tensor-core GEMM of a bf16 / f16 matmul (A @ B, A @ B^T, A^T @ B, batched; sizes
  * on and off the 128-tile), both paths: mma.sync m16n8k16 with f32 accumulation, ldmatrix,
  * the operand conversions, and ptxas -v: <= 48 KiB static shared memory, no spills, no
- * stack. The packed path (default): `<name>_pack` converts (cvt, 16-byte stores), the
+ * stack. The packed path (default): <= 128 registers (2 blocks per SM); `<name>_pack` converts (cvt, 16-byte stores), the
  * main kernel reads global memory only through cp.async (no ld.global, no cvt) into the
  * 3-stage ring (48 KiB) and uses non-transposed ldmatrix only. The register-staged path
  * (mma_regs): conversions while staging, v4 loads where the strides allow them.
@@ -354,6 +354,8 @@ static void mma_structure(void) {
                     int regs = -1, smem = -1, spills = -1, stack = -1;
                     EXPECTF(log && ptxas_info(log, fn, &regs, &smem, &spills, &stack) == 0, "no ptxas -v facts for %s in:\n%s", fn, log ? log : "");
                     if (!f) EXPECTF(smem > 0 && smem <= 48 * 1024, "smem %d bytes", smem);
+                    /* the packed kernel runs 2 blocks per SM (minctasm 2): <= 128 registers */
+                    if (!f && !regs_path) EXPECTF(regs <= 128, "%d registers: not 2 blocks per SM", regs);
                     EXPECTF(spills == 0, "%d bytes spill stores", spills);
                     EXPECTF(stack == 0, "%d bytes stack frame", stack);
                     EXPECTF(regs > 0 && regs <= 255, "%d registers", regs);
