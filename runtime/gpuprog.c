@@ -55,6 +55,7 @@ int tl_gpudesc_check(const TlGpuDesc *d, char *err, int errn) {
         int ok = g->name && g->launch >= TL_GPL_FLAT && g->launch <= TL_GPL_BLOCK && EX_OK(g->par_extent, 1) && g->nused >= 0;
         if (ok) ok = g->block == 0 || (g->launch == TL_GPL_FLAT && g->block >= 1 && g->block <= d->block);
         if (ok && g->launch == TL_GPL_GEMM) ok = EX_OK(g->gemm_m, 0) && EX_OK(g->gemm_n, 0) && EX_OK(g->gemm_batch, 0);
+        if (ok) ok = g->mma_pack == 0 || (g->mma_pack == 1 && g->launch == TL_GPL_GEMM && EX_OK(g->gemm_k, 0));
         for (int u = 0; ok && u < g->nused; u++) ok = g->used[u] >= 0 && g->used[u] < d->nbuf;
         if (!ok) return bad(err, errn, "%s: malformed kernel %d", d->name, k);
     }
@@ -90,10 +91,10 @@ void tl_gpudesc_free(TlGpuDesc *d) {
     free(d);
 }
 
-/* ---- byte form: "TLGPUD1\n", then fields in order; integers little-endian i64, strings
+/* ---- byte form: "TLGPUD2\n", then fields in order; integers little-endian i64, strings
  * and byte arrays as a length and their bytes ---- */
 
-static const char MAGIC[8] = "TLGPUD1\n";
+static const char MAGIC[8] = "TLGPUD2\n";
 
 typedef struct Out { unsigned char *p; size_t n, cap; } Out;
 
@@ -148,6 +149,7 @@ int tl_gpudesc_write(const TlGpuDesc *d, unsigned char **out, size_t *n) {
         put_s(&o, g->name);
         put_i(&o, g->launch), put_i(&o, g->par_extent), put_i(&o, g->gemm_m), put_i(&o, g->gemm_n), put_i(&o, g->gemm_batch);
         put_i(&o, g->block);
+        put_i(&o, g->mma_pack), put_i(&o, g->gemm_k);
         put_i(&o, g->nused);
         for (int u = 0; u < g->nused; u++) put_i(&o, g->used[u]);
     }
@@ -237,6 +239,7 @@ TlGpuDesc *tl_gpudesc_read(const unsigned char *blob, size_t n, char *err, int e
         g->launch = get_i32(&in), g->par_extent = get_i32(&in), g->gemm_m = get_i32(&in), g->gemm_n = get_i32(&in);
         g->gemm_batch = get_i32(&in);
         g->block = get_i32(&in);
+        g->mma_pack = get_i32(&in), g->gemm_k = get_i32(&in);
         g->nused = get_count(&in, 8);
         g->used = xcalloc((size_t)g->nused, sizeof *g->used);
         for (int u = 0; u < g->nused; u++) g->used[u] = get_i32(&in);
@@ -277,7 +280,7 @@ typedef struct TlGpuProfile {
 struct TlGpuExec {
     const TlGpuDesc *d;
     TlCuModule mod;
-    TlCuFunction *fn;
+    TlCuFunction *fn, *packfn; /* per kernel; packfn: the packed GEMM's `<name>_pack` */
     int64_t *syms, *vars;
     char *bound;
     TlCuPtr *slots, *own;      /* per buffer: current address / own allocation */
@@ -293,6 +296,8 @@ struct TlGpuExec {
     TlCuPtr scratch;
     size_t scratch_cap;
     TlGpuProfile *prof;        /* TL_GPU_PROFILE=1: per kernel launches and time; else NULL */
+    TlCuPtr panels;            /* the packed GEMMs' operand panels (grown, shared by all) */
+    size_t panels_cap;
     char err[512];
 };
 
@@ -347,7 +352,7 @@ TlGpuExec *tl_gpuexec_new(const TlGpuDesc *d, char *err, int errn) {
     TlGpuExec *x = xcalloc(1, sizeof *x);
     size_t nb = (size_t)d->nbuf;
     x->d = d;
-    x->fn = xcalloc((size_t)d->nkern, sizeof *x->fn);
+    x->fn = xcalloc((size_t)d->nkern, sizeof *x->fn), x->packfn = xcalloc((size_t)d->nkern, sizeof *x->packfn);
     x->syms = xcalloc((size_t)d->nsyms, sizeof *x->syms), x->bound = xcalloc((size_t)d->nsyms, 1);
     x->vars = xcalloc((size_t)d->nvars, sizeof *x->vars);
     x->slots = xcalloc(nb, sizeof *x->slots), x->own = xcalloc(nb, sizeof *x->own);
@@ -364,6 +369,13 @@ TlGpuExec *tl_gpuexec_new(const TlGpuDesc *d, char *err, int errn) {
         if (tl_cuda_function(x->mod, d->kern[k].name, &x->fn[k], err, errn)) {
             tl_gpuexec_free(x);
             return NULL;
+        } else if (d->kern[k].mma_pack) {
+            char name[512];
+            snprintf(name, sizeof name, "%s_pack", d->kern[k].name);
+            if (tl_cuda_function(x->mod, name, &x->packfn[k], err, errn)) {
+                tl_gpuexec_free(x);
+                return NULL;
+            }
         }
     const char *prof = getenv("TL_GPU_PROFILE");
     if (prof && prof[0] && strcmp(prof, "0") != 0) {
@@ -423,9 +435,9 @@ void tl_gpuexec_free(TlGpuExec *x) {
     if (x->prof) tl_gpuexec_profile_print(x, stderr, 20);
     profile_free(x);
     for (int i = 0; i < x->d->nbuf; i++) tl_cuda_free(x->own[i]), free(x->given[i]);
-    tl_cuda_free(x->scratch);
+    tl_cuda_free(x->scratch), tl_cuda_free(x->panels);
     if (x->mod) tl_cuda_module_unload(x->mod);
-    free(x->fn), free(x->syms), free(x->bound), free(x->vars), free(x->slots), free(x->own), free(x->cap), free(x->numel);
+    free(x->fn), free(x->packfn), free(x->syms), free(x->bound), free(x->vars), free(x->slots), free(x->own), free(x->cap), free(x->numel);
     free(x->given), free(x->given_n), free(x->dirty), free(x->resident), free(x->share_from), free(x->share_buf);
     free(x->feeds);
     free(x);
@@ -530,8 +542,26 @@ static int launch(TlGpuExec *x, int ki) {
     }
     void *args[512];
     int na = 0;
-    if (k->nused + d->nsyms + 1 > 512) return xerr(x, "%s: too many kernel parameters", k->name);
+    if (k->nused + d->nsyms + 2 > 512) return xerr(x, "%s: too many kernel parameters", k->name);
     for (int i = 0; i < k->nused; i++) args[na++] = &x->slots[k->used[i]];
+    if (k->mma_pack) { /* the panels, then `<name>_pack` writes them (same parameters) */
+        int64_t m = heval(x, k->gemm_m), nn = heval(x, k->gemm_n), b = heval(x, k->gemm_batch), kk = heval(x, k->gemm_k);
+        int64_t mp = (m + d->gemm_bm - 1) / d->gemm_bm * d->gemm_bm, np = (nn + d->gemm_bn - 1) / d->gemm_bn * d->gemm_bn;
+        int64_t kp = kk > 0 ? (kk + TL_GPU_MMA_PACK_K - 1) / TL_GPU_MMA_PACK_K * TL_GPU_MMA_PACK_K : 0;
+        size_t bytes = (size_t)(2 * b * kp * (mp + np));
+        if (bytes > x->panels_cap) {
+            tl_cuda_free(x->panels);
+            x->panels = 0, x->panels_cap = 0;
+            if (tl_cuda_alloc(&x->panels, bytes, x->err, sizeof x->err)) return -1;
+            x->panels_cap = bytes;
+        }
+        args[na++] = &x->panels;
+        for (int i = 0; i < d->nsyms; i++) args[na + i] = &x->syms[i];
+        args[na + d->nsyms] = &n;
+        int64_t items = b * (mp + np) * (kp / 8);
+        TlCuDim pgrid = {blocks_for(items, d->block), 1, 1};
+        if (items > 0 && tl_cuda_launch(x->packfn[ki], pgrid, block, 0, args, x->err, sizeof x->err)) return -1;
+    }
     for (int i = 0; i < d->nsyms; i++) args[na++] = &x->syms[i];
     args[na++] = &n;
     if (!x->prof) return tl_cuda_launch(x->fn[ki], grid, block, 0, args, x->err, sizeof x->err);

@@ -67,11 +67,22 @@ typedef struct TlGpuBuf {
 /* How a kernel is launched (targets/nvptx/nvptx.h TlGpuLaunchKind). */
 enum { TL_GPL_FLAT, TL_GPL_WARP, TL_GPL_GEMM, TL_GPL_BLOCK };
 
+/* K of the packed tensor-core GEMM's panels is padded to a multiple of this (M and N to
+ * the GEMM tile, gemm_bm and gemm_bn): targets/nvptx/nvptx_mma.c. */
+#define TL_GPU_MMA_PACK_K 32
+
 typedef struct TlGpuKernel {
     char *name;                       /* the PTX entry */
     int32_t launch;                   /* TL_GPL_* */
     int32_t par_extent;               /* expression, -1: no parallel loop (one thread) */
     int32_t gemm_m, gemm_n, gemm_batch; /* expressions (GEMM launches) */
+    int32_t mma_pack;                 /* GEMM launches: 1 for the packed tensor-core GEMM: the
+                                         executor first launches `<name>_pack` (grid-stride,
+                                         ceil(items / block) blocks, items = batch * (Mp + Np) *
+                                         Kp / 8) and passes both kernels a scratch pointer after
+                                         the buffers, 2 * batch * Kp * (Mp + Np) bytes (Mp, Np, Kp:
+                                         M, N, K rounded up to gemm_bm, gemm_bn, TL_GPU_MMA_PACK_K) */
+    int32_t gemm_k;                   /* expression (packed GEMM launches), else -1 */
     int32_t block;                    /* flat launches: threads per block, 0: the program's (schedule data: tlc tune --target cuda) */
     int32_t nused;
     int32_t *used;                    /* buffers passed as parameters, in order */

@@ -6,10 +6,14 @@
  *         accumulation) vs cublasGemmEx (CUDA_R_16BF A and B, CUDA_R_32F C,
  *         CUBLAS_COMPUTE_32F). tl keeps bf16 tensors as f32 holding bf16 values (docs/nvptx.md,
  *         "Tensor cores"), so cuBLAS gets its own 2-byte copies of the same values.
+ *         The default kernel packs A and B^T into 2-byte panels first (a second launch,
+ *         timed with it) and runs a cp.async main loop;
+ *   bf16r: the same with the register-staged kernel (TlNvptxOptions.mma_regs), the
+ *         reference; TL_BENCH_REGS=0 leaves these rows out.
  *
  * Shapes: n = 1024, 2048, 4096, 8192 (square) and the GPT shapes 2048x768x256 and
  * 8192x2304x768 (M x N x K: tokens x outputs x inputs), or those given as arguments (n or
- * MxNxK). Each figure is the median of 10 timed runs (CUDA events around one launch) after
+ * MxNxK). Each figure is the median of 10 timed runs (CUDA events around one run of the program: its launches) after
  * 3 warm-ups; TFLOPS = 2 M N K / time. Checks: 64 entries of tl's C against a double-
  * precision dot product of the same operands, as a fraction of the f32-accumulation bound
  * K 2^-23 sum|a b| + u |C| (u the unit roundoff of C's type; <= 1 is right), and
@@ -105,15 +109,19 @@ static int cub_call(void *arg) {
     return st;
 }
 
-/* One shape at one precision: a row of the table and a JSON line. 0, or -1 on a failure. */
-static int bench_one(const Cublas *cb, int m, int n, int k, int bf16, FILE *json) {
+/* One shape at one precision: a row of the table and a JSON line. 0, or -1 on a failure.
+ * regs (bf16): the register-staged tensor-core kernel (TlNvptxOptions.mma_regs), the
+ * reference for the default packed one (pack kernel + cp.async; its time includes the
+ * pack kernel's). */
+static int bench_one(const Cublas *cb, int m, int n, int k, int bf16, int regs, FILE *json) {
+    const char *type = !bf16 ? "f32" : regs ? "bf16r" : "bf16";
     TlLoc L = {0, 1, 1, 0, 0};
     TlDType dt = bf16 ? TL_BF16 : TL_F32;
     TlGraph *g = tl_graph_new();
     int a = tl_g_input(g, "a", dt, tl_gshape_make(g, 2, (int64_t[]){m, k}), L);
     int b = tl_g_input(g, "b", dt, tl_gshape_make(g, 2, (int64_t[]){k, n}), L);
     tl_graph_add_output(g, tl_g_contract(g, "ij,jk->ik", a, b, L));
-    TlGpuProgram *p = tl_gpu_compile(g, NULL, err, sizeof err);
+    TlGpuProgram *p = tl_gpu_compile(g, &(TlNvptxOptions){.opt_level = 3, .mma_regs = regs}, err, sizeof err);
     if (!p) { printf("compile: %s\n", err); return -1; }
     size_t na = (size_t)m * k, nb = (size_t)k * n, nc = (size_t)m * n;
     float *ha = malloc(na * sizeof *ha), *hb = malloc(nb * sizeof *hb);
@@ -172,17 +180,17 @@ static int bench_one(const Cublas *cb, int m, int n, int k, int bf16, FILE *json
     }
     char shape[64];
     snprintf(shape, sizeof shape, "%dx%dx%d", m, n, k);
-    printf("%-16s %5s %10.3f %10.2f %10.3f %10.2f %8.3f %10.2e %9.3f\n", shape, bf16 ? "bf16" : "f32", mt, flop / (mt * 1e9), mc,
+    printf("%-16s %5s %10.3f %10.2f %10.3f %10.2f %8.3f %10.2e %9.3f\n", shape, type, mt, flop / (mt * 1e9), mc,
            mc > 0 ? flop / (mc * 1e9) : 0, mc > 0 ? mc / mt : 0, rel, worst);
     fflush(stdout);
     if (json && mc > 0)
         fprintf(json,
                 "{\"bench\": \"gpu gemm %s %s\", \"metric\": \"TFLOPS\", \"tl\": %.2f, \"anchor_name\": \"%s\", "
                 "\"anchor\": %.2f, \"ratio\": %.3f, \"device\": \"%s\"}\n",
-                shape, bf16 ? "bf16" : "f32", flop / (mt * 1e9),
+                shape, bf16 && regs ? "bf16 (register-staged)" : type, flop / (mt * 1e9),
                 bf16 ? "cuBLAS cublasGemmEx (bf16 in, f32 out, COMPUTE_32F)" : "cuBLAS cublasSgemm_v2 (FP32, no TF32)",
                 flop / (mc * 1e9), mc / mt, tl_cuda_device_name());
-    rc = worst <= 1 ? 0 : (printf("  %s %s: tl's C is outside the accumulation bound\n", shape, bf16 ? "bf16" : "f32"), -1);
+    rc = worst <= 1 ? 0 : (printf("  %s %s: tl's C is outside the accumulation bound\n", shape, type), -1);
 done:
     free(ha), free(hb), free(ha16), free(hb16);
     tl_gpu_free(p);
@@ -231,9 +239,12 @@ int main(int argc, char **argv) {
     printf("%-16s %5s %10s %10s %10s %10s %8s %10s %9s\n", "MxNxK", "type", "tl ms", "tl TFLOPS", "cuBLAS ms", "cuBLAS TF",
            "tl/cuB", "rel diff", "err/bound");
     int status = 0;
+    /* f32, bf16 (packed, the default), bf16r (register-staged; TL_BENCH_REGS=0 leaves it out) */
+    const char *rv = getenv("TL_BENCH_REGS");
+    int nvar = rv && rv[0] == '0' ? 2 : 3;
     for (int si = 0; si < ns; si++)
-        for (int bf16 = 0; bf16 < 2; bf16++)
-            if (bench_one(&cb, shapes[si][0], shapes[si][1], shapes[si][2], bf16, json)) status = 1;
+        for (int v = 0; v < nvar; v++)
+            if (bench_one(&cb, shapes[si][0], shapes[si][1], shapes[si][2], v > 0, v == 2, json)) status = 1;
     tl_cuda_event_destroy(e0);
     tl_cuda_event_destroy(e1);
     if (json) fclose(json);

@@ -37,6 +37,8 @@ typedef struct TlNvptxOptions {
     int no_gemm;       /* 1: compile matmuls as plain loop nests (tests, comparisons) */
     int no_warp_reduce;/* 1: row reductions as one thread per row */
     int no_collapse;   /* 1: launch over the parallel loop only, not the loops nested in it */
+    int mma_regs;      /* 1: bf16/f16 GEMMs stage f32 operands through registers (no pack
+                          kernel, no cp.async: the slower reference); also TL_MMA_REGS=1 */
 } TlNvptxOptions;
 
 /* The PTX of a whole program (kernel NULL) or of one kernel (its name, e.g. "tl_k3_exp").

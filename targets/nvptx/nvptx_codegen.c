@@ -48,6 +48,8 @@ void tl_nvptx_target(NvTarget *t, const TlNvptxOptions *o) {
     t->no_gemm = o ? o->no_gemm : 0;
     t->no_warp_reduce = o ? o->no_warp_reduce : 0;
     t->no_collapse = o ? o->no_collapse : 0;
+    const char *regs = getenv("TL_MMA_REGS");
+    t->mma_regs = (o && o->mma_regs) || (regs && regs[0] == '1');
     t->sm = strncmp(t->arch, "sm_", 3) == 0 ? atoi(t->arch + 3) : 0;
 }
 
@@ -986,25 +988,56 @@ static void annotate(NvCg *c, LLVMValueRef fn, const char *key, unsigned v) {
     LLVMAddNamedMetadataOperand(c->mod, "nvvm.annotations", LLVMMDNodeInContext(c->ctx, ops, 3));
 }
 
+int tl_nvptx_mma_packed(const TlLProgram *p, int k, const NvTarget *t) {
+    return p->kern[k].gemm.dtype != TL_F32 && !t->mma_regs;
+}
+
+/* The packed tensor-core GEMM's companion `<name>_pack` (nvptx_mma.c): the same parameters
+ * (buffers, scratch, symbols, n). */
+static void gen_pack_kernel(NvCg *c, const TlLKernel *k, const char *used, LLVMTypeRef ft, int nb) {
+    const TlLProgram *p = c->p;
+    char name[256];
+    snprintf(name, sizeof name, "%s_pack", k->name);
+    LLVMValueRef fn = LLVMAddFunction(c->mod, name, ft);
+    LLVMSetFunctionCallConv(fn, PTX_KERNEL_CC);
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, enum_attr(c, "nounwind", 0));
+    for (int i = 0; i <= nb; i++) LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, enum_attr(c, "noalias", 0));
+    annotate(c, fn, "maxntidx", TL_GPU_BLOCK);
+    memset(c->bufv, 0, sizeof *c->bufv * (size_t)(p->nbuf + 1));
+    c->fn = fn, c->k = k;
+    c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+    LLVMPositionBuilderAtEnd(c->b, c->entry);
+    int a = 0;
+    for (int i = 0; i < p->nbuf; i++)
+        if (used[i]) c->bufv[i] = LLVMGetParam(fn, (unsigned)a++);
+    for (int i = 0; i < p->nsyms; i++) c->symv[i] = LLVMGetParam(fn, (unsigned)(nb + 1 + i));
+    c->n = LLVMGetParam(fn, (unsigned)(nb + 1 + p->nsyms));
+    tl_nvptx_gen_mma_pack(c, &k->gemm, LLVMGetParam(fn, (unsigned)nb));
+    LLVMBuildRetVoid(c->b);
+}
+
 static void gen_kernel(NvCg *c, int ki) {
     const TlLProgram *p = c->p;
     const TlLKernel *k = &p->kern[ki];
     char *used = malloc((size_t)p->nbuf + 1);
     if (!used) abort();
     TlGpuLaunchKind kind = tl_nvptx_plan(p, ki, c->t, used);
+    int packed = kind == TL_GPU_LAUNCH_GEMM && tl_nvptx_mma_packed(p, ki, c->t);
     int nb = 0;
     for (int i = 0; i < p->nbuf; i++) nb += used[i];
-    int nargs = nb + p->nsyms + 1;
+    int nargs = nb + packed + p->nsyms + 1; /* buffers, the packed GEMM's scratch, symbols, n */
     LLVMTypeRef *at = malloc(sizeof *at * (size_t)(nargs + 1));
     if (!at) abort();
-    for (int i = 0; i < nargs; i++) at[i] = i < nb ? c->ptr1 : c->i64;
-    LLVMValueRef fn = LLVMAddFunction(c->mod, k->name, LLVMFunctionType(c->voidt, at, (unsigned)nargs, 0));
+    for (int i = 0; i < nargs; i++) at[i] = i < nb + packed ? c->ptr1 : c->i64;
+    LLVMTypeRef ft = LLVMFunctionType(c->voidt, at, (unsigned)nargs, 0);
+    if (packed) gen_pack_kernel(c, k, used, ft, nb);
+    LLVMValueRef fn = LLVMAddFunction(c->mod, k->name, ft);
     LLVMSetFunctionCallConv(fn, PTX_KERNEL_CC);
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, enum_attr(c, "nounwind", 0));
-    for (int i = 0; i < nb; i++) LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, enum_attr(c, "noalias", 0));
+    for (int i = 0; i < nb + packed; i++) LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, enum_attr(c, "noalias", 0));
     annotate(c, fn, "maxntidx", TL_GPU_BLOCK);
     /* SGEMM: <= 128 registers, 2 blocks per SM; the MMA kernel needs more (one block) */
-    if (kind == TL_GPU_LAUNCH_GEMM) annotate(c, fn, "minctasm", k->gemm.dtype == TL_F32 ? 2 : 1);
+    if (kind == TL_GPU_LAUNCH_GEMM) annotate(c, fn, "minctasm", k->gemm.dtype == TL_F32 || packed ? 2 : 1);
 
     memset(c->bufv, 0, sizeof *c->bufv * (size_t)(p->nbuf + 1));
     memset(c->varv, 0, sizeof *c->varv * (size_t)(p->nvars + 1));
@@ -1018,13 +1051,14 @@ static void gen_kernel(NvCg *c, int ki) {
     int a = 0;
     for (int i = 0; i < p->nbuf; i++)
         if (used[i]) c->bufv[i] = LLVMGetParam(fn, (unsigned)a++);
-    for (int i = 0; i < p->nsyms; i++) c->symv[i] = LLVMGetParam(fn, (unsigned)(nb + i));
-    c->n = LLVMGetParam(fn, (unsigned)(nb + p->nsyms));
+    for (int i = 0; i < p->nsyms; i++) c->symv[i] = LLVMGetParam(fn, (unsigned)(nb + packed + i));
+    c->n = LLVMGetParam(fn, (unsigned)(nb + packed + p->nsyms));
     c->localv = malloc(sizeof *c->localv * (size_t)(k->nlocals + 1));
     if (!c->localv) abort();
     for (int l = 0; l < k->nlocals; l++) c->localv[l] = LLVMBuildAlloca(c->b, ltype(c, k->local_type[l]), "");
     if (kind == TL_GPU_LAUNCH_GEMM) {
         if (k->gemm.dtype == TL_F32) tl_nvptx_gen_gemm(c, &k->gemm);
+        else if (packed) tl_nvptx_gen_mma_packed(c, &k->gemm, LLVMGetParam(fn, (unsigned)nb));
         else tl_nvptx_gen_mma(c, &k->gemm);
     } else if (kind == TL_GPU_LAUNCH_BLOCK) { /* one block: its threads are the lanes */
         c->lane = tl_nvptx_sreg(c, "tid.x"), c->lanes = tl_nvptx_sreg(c, "ntid.x");

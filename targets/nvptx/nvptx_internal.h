@@ -20,12 +20,14 @@
 /* The tensor-core GEMM (bf16/f16 operands, nvptx_mma.c): the same BM x BN block tile and
  * grid, k slices of TL_MMA_BK, 8 warps as 2 (m) x 4 (n), each a 64 x 32 warp tile. */
 #define TL_MMA_BK 32
+_Static_assert(TL_MMA_BK == TL_GPU_MMA_PACK_K, "the executor pads K of the packed panels to TL_MMA_BK");
 
 typedef struct NvTarget {
     char arch[16];       /* sm_80 */
     int sm;              /* 80 for sm_80 */
     int opt_level;
     int no_gemm, no_warp_reduce, no_collapse;
+    int mma_regs;        /* bf16/f16 GEMMs: the register-staged kernel, no pack step */
 } NvTarget;
 
 /* How kernel k is compiled and launched; used[] (nbuf entries) gets the buffers it takes as
@@ -97,8 +99,16 @@ LLVMValueRef tl_nvptx_entry_alloca(NvCg *c, LLVMTypeRef t);
 LLVMValueRef tl_nvptx_intrinsic(NvCg *c, const char *name, LLVMTypeRef *ts, int nts, LLVMValueRef *args, int n);
 /* The SGEMM body of kernel k (parameters already bound in c). */
 void tl_nvptx_gen_gemm(NvCg *c, const TlLGemm *g);
-/* The tensor-core body of a bf16/f16 TlLGemm (sm_80+). */
+/* The tensor-core body of a bf16/f16 TlLGemm (sm_80+): staged through registers from the
+ * f32 operands (gen_mma), or (the default) a pack kernel writing 2-byte k-contiguous panels
+ * of A and B^T into scratch (gen_mma_pack) and the cp.async main loop on them
+ * (gen_mma_packed); see nvptx_mma.c for the launch contract. */
 void tl_nvptx_gen_mma(NvCg *c, const TlLGemm *g);
+void tl_nvptx_gen_mma_pack(NvCg *c, const TlLGemm *g, LLVMValueRef scratch);
+void tl_nvptx_gen_mma_packed(NvCg *c, const TlLGemm *g, LLVMValueRef scratch);
+/* Kernel k (planned as a GEMM launch) is the packed tensor-core GEMM: it takes a scratch
+ * pointer after its buffers and has a `<name>_pack` companion. */
+int tl_nvptx_mma_packed(const TlLProgram *p, int k, const NvTarget *t);
 /* f32 v rounded to the nearest value of dt (TL_BF16 or TL_F16), still an f32. */
 LLVMValueRef tl_nvptx_round(NvCg *c, LLVMValueRef v, TlDType dt);
 

@@ -206,6 +206,54 @@ static void mma(NvCg *c, TlDType dt, LLVMValueRef a[4], LLVMValueRef b[2], LLVMV
     for (int j = 0; j < 4; j++) LLVMBuildStore(B, LLVMBuildExtractValue(B, r, (unsigned)j, ""), acc[j]);
 }
 
+/* C[row, col] = round(acc) where in bounds, for the warp tile at rows r0.., columns c0..:
+ * lane (g, t) = (lane / 4, lane % 4) holds rows g and g + 8, columns 2t and 2t + 1 of each
+ * m16n8 tile */
+static void store_acc(NvCg *c, TlDType dt, LLVMValueRef acc[][4], LLVMValueRef lane, LLVMValueRef r0, LLVMValueRef c0,
+                      LLVMValueRef M, LLVMValueRef N, LLVMValueRef scm, LLVMValueRef C0) {
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef gq = LLVMBuildLShr(B, lane, i64c(c, 2), ""), tq = LLVMBuildMul(B, LLVMBuildAnd(B, lane, i64c(c, 3), ""), i64c(c, 2), "");
+    for (int mi = 0; mi < MT; mi++)
+        for (int h = 0; h < 2; h++) {
+            LLVMValueRef row = LLVMBuildAdd(B, r0, LLVMBuildAdd(B, gq, i64c(c, 16 * mi + 8 * h), ""), "");
+            LLVMValueRef rok = LLVMBuildICmp(B, LLVMIntSLT, row, M, "");
+            LLVMValueRef rowoff = LLVMBuildMul(B, row, scm, "");
+            for (int nt = 0; nt < NTL; nt++)
+                for (int j = 0; j < 2; j++) {
+                    LLVMValueRef col = LLVMBuildAdd(B, c0, LLVMBuildAdd(B, tq, i64c(c, 8 * nt + j), ""), "");
+                    LLVMValueRef ok = LLVMBuildAnd(B, rok, LLVMBuildICmp(B, LLVMIntSLT, col, N, ""), "");
+                    LLVMBasicBlockRef st = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mma.st");
+                    LLVMBasicBlockRef nx = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mma.next");
+                    LLVMBuildCondBr(B, ok, st, nx);
+                    LLVMPositionBuilderAtEnd(B, st);
+                    LLVMValueRef idx = LLVMBuildAdd(B, rowoff, col, "");
+                    LLVMValueRef v = tl_nvptx_round(c, LLVMBuildLoad2(B, c->f32, acc[mi * NTL + nt][2 * h + j], ""), dt);
+                    LLVMBuildStore(B, v, LLVMBuildInBoundsGEP2(B, c->f32, C0, &idx, 1, ""));
+                    LLVMBuildBr(B, nx);
+                    LLVMPositionBuilderAtEnd(B, nx);
+                }
+        }
+}
+
+/* The block's tile of C, rows bm0.., columns bn0.., in grouped rasterization: consecutive
+ * blocks (x fastest, as they are dispatched) walk GROUP tile rows down one tile column,
+ * then the next column, so a wave of blocks shares GROUP panels of A and about
+ * (blocks / GROUP) panels of B in L2 instead of two panels of A and every panel of B:
+ *   pid = y * gx + x;  first = pid / (GROUP * gx) * GROUP;  rows = min(gy - first, GROUP)
+ *   tile row = first + (pid % (GROUP * gx)) % rows,  tile column = (pid % (GROUP * gx)) / rows */
+static void block_origin(NvCg *c, LLVMValueRef *bm0, LLVMValueRef *bn0) {
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef gx = tl_nvptx_sreg(c, "nctaid.x"), gy = tl_nvptx_sreg(c, "nctaid.y");
+    LLVMValueRef pid = LLVMBuildAdd(B, LLVMBuildMul(B, tl_nvptx_sreg(c, "ctaid.y"), gx, ""), tl_nvptx_sreg(c, "ctaid.x"), "");
+    LLVMValueRef per = LLVMBuildMul(B, gx, i64c(c, GROUP), "");
+    LLVMValueRef first = LLVMBuildMul(B, LLVMBuildUDiv(B, pid, per, ""), i64c(c, GROUP), "");
+    LLVMValueRef left = LLVMBuildSub(B, gy, first, "");
+    LLVMValueRef rows = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntULT, left, i64c(c, GROUP), ""), left, i64c(c, GROUP), "");
+    LLVMValueRef in = LLVMBuildURem(B, pid, per, "");
+    *bm0 = LLVMBuildMul(B, LLVMBuildAdd(B, first, LLVMBuildURem(B, in, rows, ""), ""), i64c(c, BM), "");
+    *bn0 = LLVMBuildMul(B, LLVMBuildUDiv(B, in, rows, ""), i64c(c, BN), "");
+}
+
 void tl_nvptx_gen_mma(NvCg *c, const TlLGemm *g) {
     LLVMBuilderRef B = c->b;
     const TlLProgram *p = c->p;
@@ -216,21 +264,9 @@ void tl_nvptx_gen_mma(NvCg *c, const TlLGemm *g) {
     LLVMValueRef lane = LLVMBuildAnd(B, tid, i64c(c, 31), ""), warp = LLVMBuildLShr(B, tid, i64c(c, 5), "");
     LLVMValueRef wm = LLVMBuildMul(B, LLVMBuildLShr(B, warp, i64c(c, 2), ""), i64c(c, WM), "");
     LLVMValueRef wn = LLVMBuildMul(B, LLVMBuildAnd(B, warp, i64c(c, 3), ""), i64c(c, WN), "");
-    /* grouped rasterization: consecutive blocks (x fastest, as they are dispatched) walk
-     * GROUP tile rows down one tile column, then the next column, so a wave of blocks
-     * shares GROUP panels of A and about (blocks / GROUP) panels of B in L2 instead of
-     * two panels of A and every panel of B:
-     *   pid = y * gx + x;  first = pid / (GROUP * gx) * GROUP;  rows = min(gy - first, GROUP)
-     *   tile row = first + (pid % (GROUP * gx)) % rows,  tile column = (pid % (GROUP * gx)) / rows */
-    LLVMValueRef gx = tl_nvptx_sreg(c, "nctaid.x"), gy = tl_nvptx_sreg(c, "nctaid.y");
-    LLVMValueRef pid = LLVMBuildAdd(B, LLVMBuildMul(B, tl_nvptx_sreg(c, "ctaid.y"), gx, ""), tl_nvptx_sreg(c, "ctaid.x"), "");
-    LLVMValueRef per = LLVMBuildMul(B, gx, i64c(c, GROUP), "");
-    LLVMValueRef first = LLVMBuildMul(B, LLVMBuildUDiv(B, pid, per, ""), i64c(c, GROUP), "");
-    LLVMValueRef left = LLVMBuildSub(B, gy, first, "");
-    LLVMValueRef rows = LLVMBuildSelect(B, LLVMBuildICmp(B, LLVMIntULT, left, i64c(c, GROUP), ""), left, i64c(c, GROUP), "");
-    LLVMValueRef in = LLVMBuildURem(B, pid, per, "");
-    LLVMValueRef bm0 = LLVMBuildMul(B, LLVMBuildAdd(B, first, LLVMBuildURem(B, in, rows, ""), ""), i64c(c, BM), "");
-    LLVMValueRef bn0 = LLVMBuildMul(B, LLVMBuildUDiv(B, in, rows, ""), i64c(c, BN), "");
+    /* grouped rasterization (block_origin) */
+    LLVMValueRef bm0, bn0;
+    block_origin(c, &bm0, &bn0);
     LLVMValueRef bz = tl_nvptx_sreg(c, "ctaid.z");
     LLVMValueRef offa = LLVMBuildMul(B, bz, tl_nvptx_gen(c, g->sa_b), "");
     LLVMValueRef offb = LLVMBuildMul(B, bz, tl_nvptx_gen(c, g->sb_b), "");
@@ -304,28 +340,235 @@ void tl_nvptx_gen_mma(NvCg *c, const TlLGemm *g) {
     LLVMBuildStore(B, k1, kslot);
     LLVMBuildBr(B, head);
 
-    /* C[row, col] = round(acc) where in bounds: lane (g, t) = (lane / 4, lane % 4) holds
-     * rows g and g + 8, columns 2t and 2t + 1 of each m16n8 tile */
     LLVMPositionBuilderAtEnd(B, exit);
-    LLVMValueRef gq = LLVMBuildLShr(B, lane, i64c(c, 2), ""), tq = LLVMBuildMul(B, LLVMBuildAnd(B, lane, i64c(c, 3), ""), i64c(c, 2), "");
-    for (int mi = 0; mi < MT; mi++)
-        for (int h = 0; h < 2; h++) {
-            LLVMValueRef row = LLVMBuildAdd(B, LLVMBuildAdd(B, bm0, wm, ""), LLVMBuildAdd(B, gq, i64c(c, 16 * mi + 8 * h), ""), "");
-            LLVMValueRef rok = LLVMBuildICmp(B, LLVMIntSLT, row, M, "");
-            LLVMValueRef rowoff = LLVMBuildMul(B, row, scm, "");
-            for (int nt = 0; nt < NTL; nt++)
-                for (int j = 0; j < 2; j++) {
-                    LLVMValueRef col = LLVMBuildAdd(B, LLVMBuildAdd(B, bn0, wn, ""), LLVMBuildAdd(B, tq, i64c(c, 8 * nt + j), ""), "");
-                    LLVMValueRef ok = LLVMBuildAnd(B, rok, LLVMBuildICmp(B, LLVMIntSLT, col, N, ""), "");
-                    LLVMBasicBlockRef st = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mma.st");
-                    LLVMBasicBlockRef nx = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mma.next");
-                    LLVMBuildCondBr(B, ok, st, nx);
-                    LLVMPositionBuilderAtEnd(B, st);
-                    LLVMValueRef idx = LLVMBuildAdd(B, rowoff, col, "");
-                    LLVMValueRef v = tl_nvptx_round(c, LLVMBuildLoad2(B, c->f32, acc[mi * NTL + nt][2 * h + j], ""), dt);
-                    LLVMBuildStore(B, v, LLVMBuildInBoundsGEP2(B, c->f32, C0, &idx, 1, ""));
-                    LLVMBuildBr(B, nx);
-                    LLVMPositionBuilderAtEnd(B, nx);
-                }
+    store_acc(c, dt, acc, lane, LLVMBuildAdd(B, bm0, wm, ""), LLVMBuildAdd(B, bn0, wn, ""), M, N, scm, C0);
+}
+
+/* ---- the packed path: a pack kernel, then a cp.async main loop ----
+ *
+ * Launch contract (runtime/gpuprog.c, TlGpuKernel.mma_pack): both kernels take the GEMM
+ * kernel's parameters with one more, `scratch` (a global pointer), right after the
+ * buffers. With Mp = ceil(M/128)*128, Np = ceil(N/128)*128, Kp = ceil(K/32)*32, scratch
+ * holds 2 * batch * Kp * (Mp + Np) bytes:
+ *
+ *   PA[b][r][k], r < Mp, k < Kp  at scratch                         (A[b, r, k], 0 outside)
+ *   PB[b][r][k], r < Np, k < Kp  at scratch + 2 * batch * Mp * Kp   (B[b, k, r], 0 outside)
+ *
+ * dt values (bf16 / f16 bits) k-contiguous whatever A's and B's strides. `<name>_pack`
+ * writes them: item i of batch * (Mp + Np) * Kp / 8 (grid-stride) converts 8 consecutive k
+ * of one row into one 16-byte store; consecutive items walk k (coalesced reads and writes)
+ * unless the row is the operand's unit stride (row-major B, A^T views), then rows
+ * (coalesced reads). `<name>` then runs on the panels with no bounds checks and no
+ * conversions in its main loop: every thread copies 2 x 16 bytes of each operand's 128 x 32
+ * slice with cp.async.cg.shared.global into a PST-stage ring (3 x 16 KiB = 48 KiB, static),
+ * rows of 64 bytes whose four 16-byte chunks are XOR-swizzled, chunk c of row r at
+ * c ^ ((r / 2) % 4): the 8 rows of an ldmatrix phase (one chunk) and the 8 16-byte copies
+ * into a 128-byte line fall in 8 distinct 16-byte bank groups.
+ *
+ *   issue slices 0, 1 (one commit group each)
+ *   for kt < Kp/32: cp.async.wait_group 1 (slice kt landed); bar.sync (and slice kt-1 is
+ *                   consumed by every warp); issue slice kt+2 into stage (kt+2) % 3; commit
+ *                   32 mma from stage kt % 3 (ldmatrix, non-transposed for both operands) */
+enum { PST = 3, PROW = BK * 2, PTILE = BM * PROW, PSTAGE = 2 * PTILE };
+enum { CHUNKS = PTILE / 16 / NT }; /* 16-byte copies per thread per operand per slice: 2 */
+_Static_assert(PST * PSTAGE <= 48 * 1024, "the ring fits the static shared-memory limit");
+_Static_assert(CHUNKS * NT * 16 == PTILE && PROW == 64, "2 copies per thread; 4 chunks a row");
+
+static LLVMValueRef ring(NvCg *c) {
+    LLVMValueRef g = LLVMGetNamedGlobal(c->mod, "tl.mma.ring");
+    if (g) return g;
+    LLVMTypeRef t = LLVMArrayType2(c->i8, PST * PSTAGE);
+    g = LLVMAddGlobalInAddressSpace(c->mod, t, "tl.mma.ring", 3);
+    LLVMSetInitializer(g, LLVMGetUndef(t));
+    LLVMSetLinkage(g, LLVMInternalLinkage);
+    LLVMSetAlignment(g, 128);
+    return g;
+}
+
+/* byte offset of (row, 16-byte chunk) in a swizzled tile */
+static LLVMValueRef swz(NvCg *c, LLVMValueRef row, LLVMValueRef chunk) {
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef x = LLVMBuildXor(B, chunk, LLVMBuildAnd(B, LLVMBuildLShr(B, row, i64c(c, 1), ""), i64c(c, 3), ""), "");
+    return LLVMBuildAdd(B, LLVMBuildMul(B, row, i64c(c, PROW), ""), LLVMBuildShl(B, x, i64c(c, 4), ""), "");
+}
+
+static LLVMValueRef round_up(NvCg *c, LLVMValueRef v, int m) {
+    return LLVMBuildAnd(c->b, LLVMBuildAdd(c->b, v, i64c(c, m - 1), ""), i64c(c, -m), "");
+}
+
+/* (Mp, Np, Kp) and the two panels' byte offsets for batch bz */
+typedef struct Panels { LLVMValueRef Mp, Np, Kp, pa, pb; } Panels;
+static Panels panels(NvCg *c, const TlLGemm *g, LLVMValueRef M, LLVMValueRef N, LLVMValueRef K, LLVMValueRef bz) {
+    LLVMBuilderRef B = c->b;
+    Panels P;
+    P.Mp = round_up(c, M, BM), P.Np = round_up(c, N, BN), P.Kp = round_up(c, K, BK);
+    LLVMValueRef asz = LLVMBuildMul(B, LLVMBuildMul(B, P.Mp, P.Kp, ""), i64c(c, 2), "");
+    LLVMValueRef bsz = LLVMBuildMul(B, LLVMBuildMul(B, P.Np, P.Kp, ""), i64c(c, 2), "");
+    P.pa = LLVMBuildMul(B, bz, asz, "");
+    P.pb = LLVMBuildAdd(B, LLVMBuildMul(B, tl_nvptx_gen(c, g->batch), asz, ""), LLVMBuildMul(B, bz, bsz, ""), "");
+    return P;
+}
+
+void tl_nvptx_gen_mma_pack(NvCg *c, const TlLGemm *g, LLVMValueRef scratch) {
+    LLVMBuilderRef B = c->b;
+    TlDType dt = g->dtype;
+    LLVMValueRef M = tl_nvptx_gen(c, g->m), N = tl_nvptx_gen(c, g->n), K = tl_nvptx_gen(c, g->k);
+    LLVMValueRef batch = tl_nvptx_gen(c, g->batch);
+    Panels P0 = panels(c, g, M, N, K, i64c(c, 0));
+    LLVMValueRef KC = LLVMBuildUDiv(B, P0.Kp, i64c(c, 8), "");
+    LLVMValueRef na = LLVMBuildMul(B, P0.Mp, KC, ""), per = LLVMBuildMul(B, LLVMBuildAdd(B, P0.Mp, P0.Np, ""), KC, "");
+    LLVMValueRef total = LLVMBuildMul(B, batch, per, "");
+    LLVMValueRef sam = tl_nvptx_gen(c, g->sa_m), sak = tl_nvptx_gen(c, g->sa_k), sab = tl_nvptx_gen(c, g->sa_b);
+    LLVMValueRef sbn = tl_nvptx_gen(c, g->sb_n), sbk = tl_nvptx_gen(c, g->sb_k), sbb = tl_nvptx_gen(c, g->sb_b);
+    LLVMValueRef stride = LLVMBuildMul(B, tl_nvptx_sreg(c, "nctaid.x"), i64c(c, NT), "");
+    LLVMValueRef islot = tl_nvptx_entry_alloca(c, c->i64);
+    LLVMBuildStore(B, LLVMBuildAdd(B, LLVMBuildMul(B, tl_nvptx_sreg(c, "ctaid.x"), i64c(c, NT), ""), tl_nvptx_sreg(c, "tid.x"), ""), islot);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pack.i");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pack.body");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "pack.done");
+    LLVMBuildBr(B, head);
+    LLVMPositionBuilderAtEnd(B, head);
+    LLVMValueRef i = LLVMBuildLoad2(B, c->i64, islot, "");
+    LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, i, total, ""), body, done);
+    LLVMPositionBuilderAtEnd(B, body);
+    LLVMValueRef bz = LLVMBuildUDiv(B, i, per, ""), j = LLVMBuildURem(B, i, per, "");
+    LLVMValueRef isa = LLVMBuildICmp(B, LLVMIntULT, j, na, "");
+    Panels P = panels(c, g, M, N, K, bz);
+#define SEL(a, b) LLVMBuildSelect(B, isa, (a), (b), "")
+    LLVMValueRef jj = SEL(j, LLVMBuildSub(B, j, na, ""));
+    LLVMValueRef R = SEL(M, N), Rp = SEL(P.Mp, P.Np), sr = SEL(sam, sbn), sk = SEL(sak, sbk);
+    LLVMValueRef X0 = SEL(LLVMBuildInBoundsGEP2(B, c->f32, c->bufv[g->a], (LLVMValueRef[]){LLVMBuildMul(B, bz, sab, "")}, 1, ""),
+                          LLVMBuildInBoundsGEP2(B, c->f32, c->bufv[g->b], (LLVMValueRef[]){LLVMBuildMul(B, bz, sbb, "")}, 1, ""));
+    LLVMValueRef dst0 = SEL(P.pa, P.pb);
+#undef SEL
+    LLVMValueRef rowfast = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntEQ, sr, i64c(c, 1), ""), LLVMBuildICmp(B, LLVMIntNE, sk, i64c(c, 1), ""), "");
+    LLVMValueRef r = LLVMBuildSelect(B, rowfast, LLVMBuildURem(B, jj, Rp, ""), LLVMBuildUDiv(B, jj, KC, ""), "");
+    LLVMValueRef kc = LLVMBuildSelect(B, rowfast, LLVMBuildUDiv(B, jj, Rp, ""), LLVMBuildURem(B, jj, KC, ""), "");
+    LLVMValueRef k0 = LLVMBuildMul(B, kc, i64c(c, 8), "");
+    LLVMValueRef rok = LLVMBuildICmp(B, LLVMIntSLT, r, R, "");
+    LLVMValueRef rowoff = LLVMBuildMul(B, r, sr, "");
+    LLVMValueRef x[8];
+    for (int e = 0; e < 8; e++) {
+        LLVMValueRef k = LLVMBuildAdd(B, k0, i64c(c, e), "");
+        LLVMValueRef ok = LLVMBuildAnd(B, rok, LLVMBuildICmp(B, LLVMIntSLT, k, K, ""), "");
+        LLVMValueRef off = LLVMBuildAdd(B, rowoff, LLVMBuildMul(B, k, sk, ""), "");
+        /* X0[off] is dereferenced only when ok (else X0[0], which every buffer has) */
+        LLVMValueRef at = LLVMBuildSelect(B, ok, LLVMBuildGEP2(B, c->f32, X0, &off, 1, ""), X0, "");
+        x[e] = LLVMBuildSelect(B, ok, LLVMBuildLoad2(B, c->f32, at, ""), LLVMConstReal(c->f32, 0), "");
+    }
+    LLVMTypeRef v4 = LLVMVectorType(c->i32, 4);
+    LLVMValueRef v = LLVMGetUndef(v4);
+    for (int e = 0; e < 4; e++) v = LLVMBuildInsertElement(B, v, pack2(c, dt, x[2 * e], x[2 * e + 1]), i32c(c, e), "");
+    LLVMValueRef dst = LLVMBuildAdd(B, dst0, LLVMBuildMul(B, LLVMBuildAdd(B, LLVMBuildMul(B, r, P.Kp, ""), k0, ""), i64c(c, 2), ""), "");
+    LLVMValueRef st = LLVMBuildStore(B, v, LLVMBuildInBoundsGEP2(B, c->i8, scratch, &dst, 1, ""));
+    LLVMSetAlignment(st, 16);
+    LLVMBuildStore(B, LLVMBuildAdd(B, i, stride, ""), islot);
+    LLVMBuildBr(B, head);
+    LLVMPositionBuilderAtEnd(B, done);
+}
+
+/* ldmatrix.x4 of the 16 x 16 block at rows r0.., k ks.. of a swizzled k-inner tile at byte
+ * `tile` of the ring; matrix order as in ldmatrix() above */
+static void ldmatrix_sw(NvCg *c, LLVMValueRef tile, LLVMValueRef lane, LLVMValueRef r0, int ks, int is_a, LLVMValueRef out[4]) {
+    LLVMBuilderRef B = c->b;
+    LLVMValueRef i = LLVMBuildLShr(B, lane, i64c(c, 3), ""), l8 = LLVMBuildAnd(B, lane, i64c(c, 7), "");
+    LLVMValueRef lo = LLVMBuildAnd(B, i, i64c(c, 1), ""), hi = LLVMBuildLShr(B, i, i64c(c, 1), "");
+    LLVMValueRef rh = is_a ? lo : hi, kh = is_a ? hi : lo;
+    LLVMValueRef row = LLVMBuildAdd(B, LLVMBuildAdd(B, r0, LLVMBuildMul(B, rh, i64c(c, 8), ""), ""), l8, "");
+    LLVMValueRef chunk = LLVMBuildAdd(B, i64c(c, ks / 8), kh, "");
+    LLVMValueRef p = byte_ptr(c, ring(c), LLVMBuildAdd(B, tile, swz(c, row, chunk), ""));
+    LLVMValueRef r = tl_nvptx_intrinsic(c, "llvm.nvvm.ldmatrix.sync.aligned.m8n8.x4.b16", &c->ptr3, 1, &p, 1);
+    for (int j = 0; j < 4; j++) out[j] = LLVMBuildExtractValue(B, r, (unsigned)j, "");
+}
+
+void tl_nvptx_gen_mma_packed(NvCg *c, const TlLGemm *g, LLVMValueRef scratch) {
+    LLVMBuilderRef B = c->b;
+    TlDType dt = g->dtype;
+    LLVMValueRef M = tl_nvptx_gen(c, g->m), N = tl_nvptx_gen(c, g->n), K = tl_nvptx_gen(c, g->k);
+    LLVMValueRef scm = tl_nvptx_gen(c, g->sc_m);
+    LLVMValueRef tid = tl_nvptx_sreg(c, "tid.x");
+    LLVMValueRef lane = LLVMBuildAnd(B, tid, i64c(c, 31), ""), warp = LLVMBuildLShr(B, tid, i64c(c, 5), "");
+    LLVMValueRef wm = LLVMBuildMul(B, LLVMBuildLShr(B, warp, i64c(c, 2), ""), i64c(c, WM), "");
+    LLVMValueRef wn = LLVMBuildMul(B, LLVMBuildAnd(B, warp, i64c(c, 3), ""), i64c(c, WN), "");
+    LLVMValueRef bm0, bn0;
+    block_origin(c, &bm0, &bn0);
+    LLVMValueRef bz = tl_nvptx_sreg(c, "ctaid.z");
+    LLVMValueRef offc = LLVMBuildMul(B, bz, tl_nvptx_gen(c, g->sc_b), "");
+    LLVMValueRef C0 = LLVMBuildInBoundsGEP2(B, c->f32, c->bufv[g->c], &offc, 1, "");
+    Panels P = panels(c, g, M, N, K, bz);
+    LLVMValueRef rowb = LLVMBuildMul(B, P.Kp, i64c(c, 2), ""); /* bytes per panel row */
+    LLVMValueRef ga = LLVMBuildAdd(B, P.pa, LLVMBuildMul(B, bm0, rowb, ""), "");
+    LLVMValueRef gb = LLVMBuildAdd(B, P.pb, LLVMBuildMul(B, bn0, rowb, ""), "");
+    /* this thread's copies: row e / 4, chunk e % 4 of each operand's tile, e = tid + NT q */
+    LLVMValueRef src[2][CHUNKS], dst[2][CHUNKS];
+    for (int q = 0; q < CHUNKS; q++) {
+        LLVMValueRef e = LLVMBuildAdd(B, tid, i64c(c, NT * q), "");
+        LLVMValueRef r = LLVMBuildLShr(B, e, i64c(c, 2), ""), ch = LLVMBuildAnd(B, e, i64c(c, 3), "");
+        LLVMValueRef so = LLVMBuildAdd(B, LLVMBuildMul(B, r, rowb, ""), LLVMBuildShl(B, ch, i64c(c, 4), ""), "");
+        src[0][q] = LLVMBuildAdd(B, ga, so, ""), src[1][q] = LLVMBuildAdd(B, gb, so, "");
+        dst[0][q] = swz(c, r, ch), dst[1][q] = LLVMBuildAdd(B, dst[0][q], i64c(c, PTILE), "");
+    }
+    LLVMValueRef nk = LLVMBuildUDiv(B, P.Kp, i64c(c, BK), "");
+    /* if (s < nk) copy slice s into stage s % PST; then commit (a group, empty or not) */
+#define ISSUE(s)                                                                                                   \
+    do {                                                                                                           \
+        LLVMBasicBlockRef cp = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mma.cp");                             \
+        LLVMBasicBlockRef cm = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mma.commit");                         \
+        LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, (s), nk, ""), cp, cm);                                     \
+        LLVMPositionBuilderAtEnd(B, cp);                                                                           \
+        LLVMValueRef kb = LLVMBuildMul(B, (s), i64c(c, PROW), "");                                                 \
+        LLVMValueRef sb = LLVMBuildMul(B, LLVMBuildURem(B, (s), i64c(c, PST), ""), i64c(c, PSTAGE), "");           \
+        for (int o = 0; o < 2; o++)                                                                                \
+            for (int q = 0; q < CHUNKS; q++) {                                                                     \
+                LLVMValueRef so = LLVMBuildAdd(B, src[o][q], kb, "");                                              \
+                LLVMValueRef args[2] = {byte_ptr(c, ring(c), LLVMBuildAdd(B, sb, dst[o][q], "")),                  \
+                                        LLVMBuildInBoundsGEP2(B, c->i8, scratch, &so, 1, "")};                     \
+                tl_nvptx_intrinsic(c, "llvm.nvvm.cp.async.cg.shared.global.16", NULL, 0, args, 2);                 \
+            }                                                                                                      \
+        LLVMBuildBr(B, cm);                                                                                        \
+        LLVMPositionBuilderAtEnd(B, cm);                                                                           \
+        tl_nvptx_intrinsic(c, "llvm.nvvm.cp.async.commit.group", NULL, 0, NULL, 0);                                \
+    } while (0)
+    for (int s = 0; s < PST - 1; s++) ISSUE(i64c(c, s));
+
+    LLVMValueRef acc[MT * NTL][4];
+    for (int t = 0; t < MT * NTL; t++)
+        for (int j = 0; j < 4; j++) {
+            acc[t][j] = tl_nvptx_entry_alloca(c, c->f32);
+            LLVMBuildStore(B, LLVMConstReal(c->f32, 0), acc[t][j]);
         }
+    LLVMValueRef kslot = tl_nvptx_entry_alloca(c, c->i64);
+    LLVMBuildStore(B, i64c(c, 0), kslot);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mma.k");
+    LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mma.body");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "mma.store");
+    LLVMBuildBr(B, head);
+    LLVMPositionBuilderAtEnd(B, head);
+    LLVMValueRef kt = LLVMBuildLoad2(B, c->i64, kslot, "");
+    LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, kt, nk, ""), body, exit);
+    LLVMPositionBuilderAtEnd(B, body);
+    LLVMValueRef w = i32c(c, PST - 2);
+    tl_nvptx_intrinsic(c, "llvm.nvvm.cp.async.wait.group", NULL, 0, &w, 1);
+    barrier(c);
+    ISSUE(LLVMBuildAdd(B, kt, i64c(c, PST - 1), ""));
+#undef ISSUE
+    LLVMValueRef cur = LLVMBuildMul(B, LLVMBuildURem(B, kt, i64c(c, PST), ""), i64c(c, PSTAGE), "");
+    LLVMValueRef curb = LLVMBuildAdd(B, cur, i64c(c, PTILE), "");
+    for (int ks = 0; ks < BK; ks += 16) {
+        LLVMValueRef af[MT][4], bf[NTL][2];
+        for (int mi = 0; mi < MT; mi++) ldmatrix_sw(c, cur, lane, LLVMBuildAdd(B, wm, i64c(c, 16 * mi), ""), ks, 1, af[mi]);
+        for (int nj = 0; nj < NTL / 2; nj++) {
+            LLVMValueRef r[4];
+            ldmatrix_sw(c, curb, lane, LLVMBuildAdd(B, wn, i64c(c, 16 * nj), ""), ks, 0, r);
+            bf[2 * nj][0] = r[0], bf[2 * nj][1] = r[1], bf[2 * nj + 1][0] = r[2], bf[2 * nj + 1][1] = r[3];
+        }
+        for (int mi = 0; mi < MT; mi++)
+            for (int nt = 0; nt < NTL; nt++) mma(c, dt, af[mi], bf[nt], acc[mi * NTL + nt]);
+    }
+    LLVMBuildStore(B, LLVMBuildAdd(B, kt, i64c(c, 1), ""), kslot);
+    LLVMBuildBr(B, head);
+
+    LLVMPositionBuilderAtEnd(B, exit);
+    tl_nvptx_intrinsic(c, "llvm.nvvm.cp.async.wait.all", NULL, 0, NULL, 0);
+    store_acc(c, dt, acc, lane, LLVMBuildAdd(B, bm0, wm, ""), LLVMBuildAdd(B, bn0, wn, ""), M, N, scm, C0);
 }

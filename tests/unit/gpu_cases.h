@@ -95,6 +95,11 @@ static void gpu_mma_cases(void) {
         {TL_BF16, "bij,bjk->bik", 3, 33, 40, 129, 1, 0},
         {TL_F16, "bij,bjk->bik", 2, 256, 128, 256, 0, 0},
         {TL_BF16, "bhqd,bhkd->bhqk", 2, 65, 70, 32, 0, 0},
+        /* the packed path's panels: K under one 8-wide pack chunk, a K that wraps the
+         * 3-stage ring twice (7 slices) with N off the 8-column grid, B shared by a batch */
+        {TL_BF16, "ij,jk->ik", 0, 200, 101, 7, 0, 0},
+        {TL_F16, "ij,kj->ik", 0, 384, 136, 200, 1, 0},
+        {TL_BF16, "bij,jk->bik", 2, 70, 90, 48, 0, 0},
     };
     mma_strict = 1;
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
@@ -103,6 +108,7 @@ static void gpu_mma_cases(void) {
         int64_t b = cs[i].b, m = cs[i].m, n = cs[i].n, k = cs[i].k;
         TlGShape sa, sb;
         if (sp[0] == 'b' && sp[1] == 'h') sa = S(b, 2, m, k), sb = S(b, 2, n, k);  /* attention scores */
+        else if (sp[0] == 'b' && sp[4] == 'j') sa = S(b, m, k), sb = S(k, n);      /* one B for the batch */
         else if (sp[0] == 'b') sa = S(b, m, k), sb = S(b, k, n);
         else if (sp[0] == 'j') sa = S(k, m), sb = S(k, n);                        /* A^T B */
         else if (sp[3] == 'k') sa = S(m, k), sb = S(n, k);                        /* A B^T */

@@ -60,6 +60,22 @@ static void graph_case_run(const char *name, int exact) {
     for (int s = 0; s < d->nsyms; s++)
         for (int i = 0; i < NSYM; i++)
             if (strcmp(d->syms[s], SYM[i]) == 0) syms[s] = SYMV[i];
+    /* bf16/f16 GEMM launches are the packed tensor-core GEMM: K for the panels, and the
+     * `<name>_pack` entry the executor launches first */
+    for (int k = 0; k < d->nkern; k++) {
+        const TlGpuKernel *g = &d->kern[k];
+        int half = g->launch == TL_GPL_GEMM && lp->kern[k].gemm.dtype != TL_F32;
+        char pat[160];
+        snprintf(pat, sizeof pat, ".entry %s_pack(", g->name);
+        EXPECTF(g->mma_pack == half && (strstr(d->ptx, pat) != NULL) == half, "kernel %d (%s): mma_pack %d", k, g->name, g->mma_pack);
+        if (half && g->gemm_k >= 0)
+            EXPECTF(tl_gpudesc_eval(d, g->gemm_k, syms, vars) == tl_loops_eval(lp, lp->kern[k].gemm.k, syms), "kernel %d: K", k);
+        if (half) { /* the register-staged kernel: no companion */
+            TlGpuDesc *r = tl_nvptx_describe(lp, &(TlNvptxOptions){.arch = "sm_80", .opt_level = 3, .mma_regs = 1}, "regs", err, sizeof err);
+            EXPECTF(r && r->kern[k].mma_pack == 0 && r->kern[k].gemm_k == -1 && !strstr(r->ptx, pat), "mma_regs: %s", r ? "a pack kernel" : err);
+            tl_gpudesc_free(r);
+        }
+    }
     int checked = 0;
     for (int node = 0; node < G->nnodes; node++) {
         int b = lp->node_buf[node];
@@ -90,7 +106,7 @@ static void graph_case_run(const char *name, int exact) {
         for (int k = 0; same && k < d->nkern; k++) {
             const TlGpuKernel *a = &d->kern[k], *c = &r->kern[k];
             same = a->launch == c->launch && a->par_extent == c->par_extent && a->gemm_m == c->gemm_m && a->gemm_n == c->gemm_n &&
-                   a->gemm_batch == c->gemm_batch && a->nused == c->nused && !memcmp(a->used, c->used, sizeof *a->used * (size_t)a->nused);
+                   a->gemm_batch == c->gemm_batch && a->mma_pack == c->mma_pack && a->gemm_k == c->gemm_k && a->nused == c->nused && !memcmp(a->used, c->used, sizeof *a->used * (size_t)a->nused);
         }
         for (int h = 0; same && h < d->nhost; h++) {
             const TlGpuHostOp *a = &d->host[h], *c = &r->host[h];

@@ -78,8 +78,19 @@ static void graph_case_run(const char *name, int exact) {
         EXPECTF(ptx != NULL, "%s: %s", arch[a], err);
         if (!ptx) continue;
         nptx++;
-        EXPECTF(count(ptx, ".entry") == lp->nkern && count(ptx, ".visible .entry") == lp->nkern,
-                "%d kernels, %d entries, %d visible", lp->nkern, count(ptx, ".entry"), count(ptx, ".visible .entry"));
+        /* one entry per kernel, and a `<name>_pack` companion per packed tensor-core GEMM */
+        int npack = 0, nhalf = 0;
+        for (int k = 0; k < lp->nkern; k++) {
+            char pat[300];
+            snprintf(pat, sizeof pat, ".entry %s_pack(", lp->kern[k].name);
+            int has = strstr(ptx, pat) != NULL;
+            npack += has;
+            nhalf += lp->kern[k].gemm.on && lp->kern[k].gemm.dtype != TL_F32;
+            EXPECTF(!has || (lp->kern[k].gemm.on && lp->kern[k].gemm.dtype != TL_F32), "%s: a pack kernel, not a bf16/f16 GEMM", lp->kern[k].name);
+        }
+        EXPECTF(!mma_strict || npack >= 1, "no pack kernel for %d bf16/f16 GEMMs", nhalf);
+        EXPECTF(count(ptx, ".entry") == lp->nkern + npack && count(ptx, ".visible .entry") == lp->nkern + npack,
+                "%d kernels + %d pack, %d entries, %d visible", lp->nkern, npack, count(ptx, ".entry"), count(ptx, ".visible .entry"));
         char want[32];
         snprintf(want, sizeof want, ".target %s", arch[a]);
         EXPECTF(strstr(ptx, want) != NULL, "no '%s'", want);
@@ -363,9 +374,27 @@ static void structure_cases(void) {
     case_end();
 }
 
+/* The text of PTX entry `name` (up to the next entry), malloc'd, or NULL. */
+static char *entry_text(const char *ptx, const char *name) {
+    char pat[300];
+    snprintf(pat, sizeof pat, ".entry %s(", name);
+    const char *s = strstr(ptx, pat);
+    if (!s) return NULL;
+    const char *e = strstr(s + strlen(pat), ".entry ");
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    char *r = malloc(n + 1);
+    memcpy(r, s, n);
+    r[n] = 0;
+    return r;
+}
+
 /* The tensor-core GEMM of a bf16 / f16 matmul (A @ B, A @ B^T, A^T @ B, batched; sizes
- * on and off the 128-tile): mma.sync m16n8k16 with f32 accumulation, ldmatrix, the
- * operand conversions, and ptxas -v: <= 48 KiB static shared memory, no spills, no stack.
+ * on and off the 128-tile), both paths: mma.sync m16n8k16 with f32 accumulation, ldmatrix,
+ * the operand conversions, and ptxas -v: <= 48 KiB static shared memory, no spills, no
+ * stack. The packed path (default): <= 128 registers (2 blocks per SM); `<name>_pack` converts (cvt, 16-byte stores), the
+ * main kernel reads global memory only through cp.async (no ld.global, no cvt) into the
+ * 3-stage ring (48 KiB) and uses non-transposed ldmatrix only. The register-staged path
+ * (mma_regs): conversions while staging, v4 loads where the strides allow them.
  * Before sm_80 (no bf16 mma) the matmul is a plain loop nest. */
 static void mma_structure(void) {
     static const struct { TlDType dt; const char *spec; int64_t b, m, n, k; const char *mma, *cvt; } cs[] = {
@@ -378,10 +407,12 @@ static void mma_structure(void) {
         {TL_F16, "ji,jk->ik", 0, 128, 256, 96, "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32", "cvt.rn.f16x2.f32"},
     };
     static const char *arch[2] = {"sm_80", "sm_90"};
+    for (int regs_path = 0; regs_path < 2; regs_path++)
     for (size_t ci = 0; ci < sizeof cs / sizeof *cs; ci++)
         for (int a = 0; a < 2; a++) {
-            case_begin("MMA kernel %s %s [%lld,%lld,%lld] (%s): mma.sync, ldmatrix, smem <= 48 KiB, no spills", tl_dtype_name(cs[ci].dt),
-                       cs[ci].spec, (long long)cs[ci].m, (long long)cs[ci].n, (long long)cs[ci].k, arch[a]);
+            case_begin("MMA kernel (%s) %s %s [%lld,%lld,%lld] (%s): mma.sync, ldmatrix, smem <= 48 KiB, no spills",
+                       regs_path ? "register-staged" : "packed, cp.async", tl_dtype_name(cs[ci].dt), cs[ci].spec, (long long)cs[ci].m,
+                       (long long)cs[ci].n, (long long)cs[ci].k, arch[a]);
             begin();
             int tA = cs[ci].spec[1] == 'i' && cs[ci].spec[0] == 'j', tB = cs[ci].spec[3] == 'k' && cs[ci].spec[4] == 'j';
             int64_t m = cs[ci].m, n = cs[ci].n, k = cs[ci].k, b = cs[ci].b;
@@ -392,41 +423,71 @@ static void mma_structure(void) {
             TlLProgram *lp = tl_loops_lower(G, err, sizeof err);
             const TlLKernel *kn = lp && lp->nkern ? &lp->kern[lp->nkern - 1] : NULL;
             EXPECTF(kn && kn->gemm.on && kn->gemm.dtype == cs[ci].dt, "the matmul has no %s TlLGemm", tl_dtype_name(cs[ci].dt));
-            TlNvptxOptions o = {.arch = arch[a], .opt_level = 3};
+            TlNvptxOptions o = {.arch = arch[a], .opt_level = 3, .mma_regs = regs_path};
             char *ptx = lp ? tl_nvptx_emit_ptx_loops(lp, &o, err, sizeof err) : NULL;
             EXPECTF(ptx != NULL, "%s", err);
-            if (ptx && kn) {
-                /* the kernel's own text: 2 k16 steps x 16 tiles in the k loop (a constant M
-                 * under 48 lets LLVM drop the m16 tiles whose rows are never stored) */
-                const char *body = strstr(ptx, kn->name);
-                int nmma = body ? count(body, "mma.sync") : -1;
-                EXPECTF(body && count(body, cs[ci].mma) == nmma, "%d x %s of %d", body ? count(body, cs[ci].mma) : -1, cs[ci].mma, nmma);
-                EXPECTF(m >= 64 ? nmma == 32 : nmma >= 8 && nmma <= 32, "%d mma.sync", nmma);
-                EXPECT(body && count(body, "ldmatrix.sync.aligned.m8n8.x4") == 12);
-                EXPECT(body && strstr(body, cs[ci].cvt) != NULL);
-                EXPECT(body && strstr(body, "bar.sync") != NULL);
-                /* 16-byte global loads where the strides allow them (constant sizes fold the test) */
-                int aligned = m % 4 == 0 && n % 4 == 0 && k % 4 == 0;
-                EXPECTF(body && (strstr(body, "ld.global.v4.f32") != NULL) == aligned, "ld.global.v4.f32 %s", aligned ? "missing" : "with unaligned strides");
-                EXPECT(body && strstr(body, "fma.rn.f32") == NULL);      /* not the SGEMM */
+            char pname[300];
+            snprintf(pname, sizeof pname, "%s_pack", kn ? kn->name : "");
+            char *body = ptx && kn ? entry_text(ptx, kn->name) : NULL, *pack = ptx && kn ? entry_text(ptx, pname) : NULL;
+            EXPECTF(body != NULL, "no entry %s", kn ? kn->name : "");
+            EXPECTF((pack != NULL) == !regs_path, "entry %s %s", pname, pack ? "present" : "missing");
+            if (body) {
+                /* 2 k16 steps x 16 tiles in the k loop (a constant M under 48 lets LLVM drop
+                 * the m16 tiles whose rows are never stored) */
+                int nmma = count(body, "mma.sync"), nld = count(body, "ldmatrix.sync.aligned.m8n8.x4");
+                EXPECTF(count(body, cs[ci].mma) == nmma, "%d x %s of %d", count(body, cs[ci].mma), cs[ci].mma, nmma);
+                if (regs_path) {
+                    EXPECTF(m >= 64 ? nmma == 32 : nmma >= 8 && nmma <= 32, "%d mma.sync", nmma);
+                    EXPECTF(nld == 12, "%d ldmatrix", nld);
+                } else { /* LLVM unrolls the 3-stage loop (3 copies, or all of a constant K's slices) */
+                    EXPECTF(m >= 64 ? nmma % 32 == 0 && nmma >= 32 && nld * 32 == nmma * 12 : nmma >= 8 && nld >= 4, "%d mma.sync, %d ldmatrix", nmma, nld);
+                }
+                EXPECT(strstr(body, "bar.sync") != NULL);
+                EXPECT(strstr(body, "fma.rn.f32") == NULL); /* not the SGEMM */
+                if (regs_path) {
+                    EXPECT(strstr(body, cs[ci].cvt) != NULL);
+                    EXPECT(strstr(body, "cp.async") == NULL);
+                    /* 16-byte global loads where the strides allow them (constant sizes fold the test) */
+                    int aligned = m % 4 == 0 && n % 4 == 0 && k % 4 == 0;
+                    EXPECTF((strstr(body, "ld.global.v4.f32") != NULL) == aligned, "ld.global.v4.f32 %s", aligned ? "missing" : "with unaligned strides");
+                } else {
+                    int ncp = count(body, "cp.async.cg.shared.global");
+                    EXPECTF(ncp >= 4 && ncp % 4 == 0, "%d cp.async.cg.shared.global", ncp);
+                    EXPECT(strstr(body, "cp.async.commit_group") != NULL);
+                    EXPECT(strstr(body, "cp.async.wait_group 1") != NULL);
+                    EXPECT(strstr(body, "ldmatrix.sync.aligned.m8n8.x4.trans") == NULL);
+                    EXPECT(strstr(body, "ld.global") == NULL && strstr(body, cs[ci].cvt) == NULL);
+                }
+            }
+            if (pack) {
+                EXPECT(strstr(pack, cs[ci].cvt) != NULL);
+                EXPECT(strstr(pack, "st.global.v4") != NULL);
+                EXPECT(strstr(pack, "mma.sync") == NULL && strstr(pack, "bar.sync") == NULL);
             }
             if (ptx && kn && ptxas[0]) {
                 char *log = NULL, why[512];
                 EXPECTF(assemble(ptx, arch[a], &log, why, sizeof why) == 0, "%s", why);
-                int regs = -1, smem = -1, spills = -1, stack = -1;
-                EXPECTF(log && ptxas_info(log, kn->name, &regs, &smem, &spills, &stack) == 0, "no ptxas -v facts for %s in:\n%s", kn->name, log ? log : "");
-                EXPECTF(smem > 0 && smem <= 48 * 1024, "smem %d bytes", smem);
-                EXPECTF(spills == 0, "%d bytes spill stores", spills);
-                EXPECTF(stack == 0, "%d bytes stack frame", stack);
-                EXPECTF(regs > 0 && regs <= 255, "%d registers", regs);
-                printf("    %s %s: %d registers, %d bytes smem, %d spill stores, %d stack\n", kn->name, arch[a], regs, smem, spills, stack);
+                for (int f = 0; f < 2 - regs_path; f++) {
+                    const char *fn = f ? pname : kn->name;
+                    int regs = -1, smem = -1, spills = -1, stack = -1;
+                    EXPECTF(log && ptxas_info(log, fn, &regs, &smem, &spills, &stack) == 0, "no ptxas -v facts for %s in:\n%s", fn, log ? log : "");
+                    if (!f) EXPECTF(smem > 0 && smem <= 48 * 1024, "smem %d bytes", smem);
+                    /* the packed kernel runs 2 blocks per SM (minctasm 2): <= 128 registers */
+                    if (!f && !regs_path) EXPECTF(regs <= 128, "%d registers: not 2 blocks per SM", regs);
+                    EXPECTF(spills == 0, "%d bytes spill stores", spills);
+                    EXPECTF(stack == 0, "%d bytes stack frame", stack);
+                    EXPECTF(regs > 0 && regs <= 255, "%d registers", regs);
+                    printf("    %s %s: %d registers, %d bytes smem, %d spill stores, %d stack\n", fn, arch[a], regs, smem, spills, stack);
+                }
                 free(log);
             }
+            free(body), free(pack);
             free(ptx);
-            if (a == 0 && ci == 0) { /* sm_75 has no bf16 m16n8k16: the loop nest */
+            if (a == 0 && ci == 0 && !regs_path) { /* sm_75 has no bf16 m16n8k16: the loop nest */
                 TlNvptxOptions o75 = {.arch = "sm_75", .opt_level = 3};
                 char *p75 = lp ? tl_nvptx_emit_ptx_loops(lp, &o75, err, sizeof err) : NULL;
-                EXPECTF(p75 && !strstr(p75, "mma.sync") && !strstr(p75, "bar.sync"), "%s", p75 ? "sm_75 PTX has mma/bar" : err);
+                EXPECTF(p75 && !strstr(p75, "mma.sync") && !strstr(p75, "bar.sync") && !strstr(p75, "_pack"), "%s",
+                        p75 ? "sm_75 PTX has mma/bar/a pack kernel" : err);
                 free(p75);
             }
             if (lp) tl_loops_free(lp);

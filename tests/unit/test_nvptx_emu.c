@@ -141,6 +141,37 @@ static void emu_mma(float *out, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t 
 }
 
 /* cvt.rn.bf16x2.f32 / cvt.rn.f16x2.f32 d, a, b: a in the upper half */
+/* cp.async.cg.shared.global (16 bytes), commit_group, wait_group n, wait_all: a copy reads
+ * its source when issued and lands in shared memory only when a wait completes its group
+ * (per thread, as the PTX ISA orders them), so a kernel that reads a stage before waiting
+ * for it reads the stage's old contents. */
+enum { MAXCP = 64 };
+static struct { void *dst; unsigned char src[16]; int group; } cps[NTHR][MAXCP];
+static int ncp[NTHR], ngroup[NTHR];
+static long cp_total;
+
+static void emu_cp_async(void *dst, const void *src) {
+    if (ncp[cur] == MAXCP) abort(); /* more copies in flight than any pipeline here issues */
+    cps[cur][ncp[cur]].dst = dst, cps[cur][ncp[cur]].group = -1;
+    memcpy(cps[cur][ncp[cur]++].src, src, 16);
+    cp_total++;
+}
+static void emu_cp_commit(void) {
+    for (int i = 0; i < ncp[cur]; i++)
+        if (cps[cur][i].group < 0) cps[cur][i].group = ngroup[cur];
+    ngroup[cur]++;
+}
+/* complete every committed group but the newest n */
+static void emu_cp_wait(int32_t n) {
+    int keep = 0;
+    for (int i = 0; i < ncp[cur]; i++) {
+        if (cps[cur][i].group >= 0 && cps[cur][i].group < ngroup[cur] - n) memcpy(cps[cur][i].dst, cps[cur][i].src, 16);
+        else cps[cur][keep++] = cps[cur][i];
+    }
+    ncp[cur] = keep;
+}
+static void emu_cp_wait_all(void) { emu_cp_commit(), emu_cp_wait(0); }
+
 static uint32_t emu_ff2bf16x2(float a, float b) {
     uint32_t r = 0;
     float v[2] = {b, a};
@@ -187,6 +218,10 @@ static const Repl repls[] = {
     {"llvm.nvvm.mma.m16n8k16.row.col.f32.f32", "emu_mma", (void *)emu_mma},
     {"llvm.nvvm.ff2bf16x2.rn", "emu_ff2bf16x2", (void *)emu_ff2bf16x2},
     {"llvm.nvvm.ff2f16x2.rn", "emu_ff2f16x2", (void *)emu_ff2f16x2},
+    {"llvm.nvvm.cp.async.cg.shared.global.16", "emu_cp_async", (void *)emu_cp_async},
+    {"llvm.nvvm.cp.async.commit.group", "emu_cp_commit", (void *)emu_cp_commit},
+    {"llvm.nvvm.cp.async.wait.group", "emu_cp_wait", (void *)emu_cp_wait},
+    {"llvm.nvvm.cp.async.wait.all", "emu_cp_wait_all", (void *)emu_cp_wait_all},
 };
 
 static LLVMValueRef host_fn(LLVMModuleRef m, const char *name, LLVMTypeRef ret, LLVMTypeRef *args, int n) {
@@ -235,6 +270,17 @@ static void rewrite_call(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef call, c
             LLVMValueRef v = LLVMBuildLoad2(b, f32, LLVMBuildGEP2(b, LLVMArrayType2(f32, 4), out, idx, 2, ""), "");
             res = LLVMBuildInsertValue(b, res, v, j, "");
         }
+    } else if (strstr(r->intr, "cp.async.cg")) {
+        LLVMTypeRef at[2] = {ptr, ptr};
+        LLVMValueRef args[2] = {LLVMBuildAddrSpaceCast(b, LLVMGetOperand(call, 0), ptr, ""),
+                                LLVMBuildAddrSpaceCast(b, LLVMGetOperand(call, 1), ptr, "")};
+        LLVMValueRef f = host_fn(m, r->fn, voidt, at, 2);
+        LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, args, 2, "");
+    } else if (strstr(r->intr, "wait.group")) {
+        LLVMTypeRef at[1] = {i32};
+        LLVMValueRef args[1] = {LLVMGetOperand(call, 0)};
+        LLVMValueRef f = host_fn(m, r->fn, voidt, at, 1);
+        LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, args, 1, "");
     } else if (strstr(r->intr, "ff2")) {
         LLVMTypeRef at[2] = {f32, f32};
         LLVMValueRef args[2] = {LLVMGetOperand(call, 0), LLVMGetOperand(call, 1)};
@@ -341,6 +387,7 @@ static int run_grid(unsigned gx, unsigned gy, unsigned gz) {
                 ctaid[0] = x, ctaid[1] = y, ctaid[2] = z;
                 bar_count = 0;
                 memset(warp_count, 0, sizeof warp_count);
+                memset(ncp, 0, sizeof ncp), memset(ngroup, 0, sizeof ngroup);
                 start_threads();
                 for (int alive = NTHR; alive;) {
                     long before = progress;
@@ -353,6 +400,8 @@ static int run_grid(unsigned gx, unsigned gy, unsigned gz) {
                         }
                     if (alive && progress == before) return -1;
                 }
+                for (int t = 0; t < NTHR; t++)
+                    if (ncp[t]) return -2; /* copies never waited for */
             }
     return 0;
 }
@@ -364,10 +413,29 @@ typedef struct Emu {
     int64_t *syms;
 } Emu;
 
+static int emu_regs; /* 1: the register-staged tensor-core GEMM (TlNvptxOptions.mma_regs) */
+
+static void *lookup(Emu *e, const char *name, char *err, int errn) {
+    LLVMOrcExecutorAddress addr = 0;
+    LLVMErrorRef le = LLVMOrcLLJITLookup(e->jit, &addr, name);
+    if (le) {
+        char *msg = LLVMGetErrorMessage(le);
+        snprintf(err, (size_t)errn, "lookup %s: %s", name, msg);
+        LLVMDisposeErrorMessage(msg);
+        return NULL;
+    }
+    return (void *)(uintptr_t)addr;
+}
+
+static int grid_err(int rc, const char *name, char *err, int errn) {
+    if (rc) snprintf(err, (size_t)errn, "%s: %s", name, rc == -1 ? "deadlock at a barrier" : "cp.async copies never waited for");
+    return rc;
+}
+
 static int exec_host(Emu *e, int h, char *err, int errn) {
     const TlLProgram *lp = e->lp;
     NvTarget t;
-    tl_nvptx_target(&t, &(TlNvptxOptions){.arch = "sm_80", .opt_level = 3});
+    tl_nvptx_target(&t, &(TlNvptxOptions){.arch = "sm_80", .opt_level = 3, .mma_regs = emu_regs});
     for (; h >= 0; h = lp->host[h].next) {
         const TlLHost *o = &lp->host[h];
         if (o->kind == TL_LH_ALIAS) {
@@ -385,9 +453,21 @@ static int exec_host(Emu *e, int h, char *err, int errn) {
         if (lp->nbuf >= 512) { snprintf(err, (size_t)errn, "too many buffers"); return -1; }
         TlGpuLaunchKind kind = tl_nvptx_plan(lp, o->kernel, &t, used);
         launched[kind]++;
+        int packed = kind == TL_GPU_LAUNCH_GEMM && tl_nvptx_mma_packed(lp, o->kernel, &t);
         nkargs = 0;
         for (int i = 0; i < lp->nbuf; i++)
             if (used[i]) kargs[nkargs++] = (int64_t)(uintptr_t)e->mem[i];
+        unsigned char *panels = NULL;
+        if (packed) { /* the panels (runtime/gpuprog.c's launch), poisoned: the pack kernel writes every byte */
+            int64_t m = tl_loops_eval(lp, k->gemm.m, e->syms), n = tl_loops_eval(lp, k->gemm.n, e->syms);
+            int64_t kk = tl_loops_eval(lp, k->gemm.k, e->syms), b = tl_loops_eval(lp, k->gemm.batch, e->syms);
+            int64_t mp = (m + TL_GEMM_BM - 1) / TL_GEMM_BM * TL_GEMM_BM, np = (n + TL_GEMM_BN - 1) / TL_GEMM_BN * TL_GEMM_BN;
+            int64_t kp = (kk + TL_MMA_BK - 1) / TL_MMA_BK * TL_MMA_BK;
+            size_t bytes = (size_t)(2 * b * kp * (mp + np));
+            panels = aligned_alloc(256, (bytes + 256) / 256 * 256);
+            memset(panels, 0xff, bytes); /* NaN as bf16 and f16: an unwritten element shows */
+            kargs[nkargs++] = (int64_t)(uintptr_t)panels;
+        }
         for (int i = 0; i < lp->nsyms; i++) kargs[nkargs++] = e->syms[i];
         /* n: the launch's extent as the description computes it (tl_nvptx_collapse,
          * tl_nvptx_inner_parallel) */
@@ -402,23 +482,22 @@ static int exec_host(Emu *e, int h, char *err, int errn) {
         int ip = tl_nvptx_inner_parallel(lp, o->kernel, &t, kind);
         if (ip >= 0) n = tl_loops_eval(lp, lp->st[ip].hi, e->syms) - tl_loops_eval(lp, lp->st[ip].lo, e->syms), inner++;
         kargs[nkargs++] = n;
-        if (nkargs < 2 || nkargs > 10) { snprintf(err, (size_t)errn, "%s: %d parameters", k->name, nkargs); return -1; }
-        LLVMOrcExecutorAddress addr = 0;
-        LLVMErrorRef le = LLVMOrcLLJITLookup(e->jit, &addr, k->name);
-        if (le) {
-            char *msg = LLVMGetErrorMessage(le);
-            snprintf(err, (size_t)errn, "lookup %s: %s", k->name, msg);
-            LLVMDisposeErrorMessage(msg);
-            return -1;
+        if (nkargs < 2 || nkargs > 10) { snprintf(err, (size_t)errn, "%s: %d parameters", k->name, nkargs); free(panels); return -1; }
+        if (packed) {
+            char pname[300];
+            snprintf(pname, sizeof pname, "%s_pack", k->name);
+            if (!(kfn = lookup(e, pname, err, errn)) || grid_err(run_grid(1, 1, 1), pname, err, errn)) { free(panels); return -1; }
         }
-        kfn = (void *)(uintptr_t)addr;
+        if (!(kfn = lookup(e, k->name, err, errn))) { free(panels); return -1; }
         unsigned gx = 1, gy = 1, gz = 1; /* flat, warp, block: one block; grid-stride loops cover n */
         if (kind == TL_GPU_LAUNCH_GEMM) {
             int64_t m = tl_loops_eval(lp, k->gemm.m, e->syms), n = tl_loops_eval(lp, k->gemm.n, e->syms);
             gx = (unsigned)((n + TL_GEMM_BN - 1) / TL_GEMM_BN), gy = (unsigned)((m + TL_GEMM_BM - 1) / TL_GEMM_BM);
             gz = (unsigned)tl_loops_eval(lp, k->gemm.batch, e->syms);
         }
-        if (run_grid(gx, gy, gz)) { snprintf(err, (size_t)errn, "%s: deadlock at a barrier", k->name); return -1; }
+        int rc = grid_err(run_grid(gx, gy, gz), k->name, err, errn);
+        free(panels);
+        if (rc) return -1;
     }
     return 0;
 }
@@ -441,7 +520,7 @@ static double **emulate(double **vals, int64_t *numel, char *err, int errn) {
     double **out = NULL;
     TlLProgram *lp = tl_loops_lower(G, err, errn);
     if (!lp) return NULL;
-    char *ir = tl_nvptx_emit_llvm(G, &(TlNvptxOptions){.arch = "sm_80", .opt_level = 3}, NULL, err, errn);
+    char *ir = tl_nvptx_emit_llvm(G, &(TlNvptxOptions){.arch = "sm_80", .opt_level = 3, .mma_regs = emu_regs}, NULL, err, errn);
     LLVMTargetMachineRef tm = host_tm();
     Emu e = {.lp = lp};
     LLVMOrcThreadSafeContextRef tsc = LLVMOrcCreateNewThreadSafeContext();
@@ -545,7 +624,8 @@ static void graph_case_run(const char *name, int exact) {
         return;
     }
     if (!mma_strict) return; /* only the tensor-core cases of gpu_mma_cases */
-    case_begin("emulated GPU: %s", name);
+    case_begin("emulated GPU (%s): %s", emu_regs ? "register-staged" : "packed, cp.async", name);
+    cp_total = 0;
     char err[512] = "";
     TlInterp *it = tl_interp_new(G);
     for (int i = 0; i < NSYM; i++) tl_interp_bind(it, SYM[i], SYMV[i]);
@@ -579,6 +659,8 @@ static void graph_case_run(const char *name, int exact) {
     if (r && (double)r->numel * (double)nk > 1e8) printf("    not emulated: %.2g multiply-adds\n", (double)r->numel * (double)nk);
     else EXPECTF(got != NULL, "%s", err);
     ncases += got != NULL;
+    /* the path asked for is the one that ran */
+    if (got) EXPECTF(emu_regs ? cp_total == 0 : cp_total > 0, "%ld cp.async copies", cp_total);
     if (got && r) {
         EXPECTF(r->numel == n, "%lld vs %lld outputs", (long long)n, (long long)r->numel);
         /* the f32-accumulation bound of test_gpu_diff, over S = sum a b, T = sum |a b| */
@@ -678,8 +760,9 @@ int main(void) {
     tl_diag_set_output(stdout);
     stacks = malloc((size_t)NTHR * STACK);
     if (!stacks) return 1;
-    gpu_mma_cases();
-    printf("# %d tensor-core GEMM cases emulated\n", ncases);
+    for (emu_regs = 0; emu_regs < 2; emu_regs++) gpu_mma_cases();
+    printf("# %d tensor-core GEMM cases emulated (both paths)\n", ncases);
+    emu_regs = 0;
     ncases = 0;
     emu_parallel = 1;
     gpu_parallel_cases();
