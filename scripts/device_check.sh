@@ -7,13 +7,14 @@
 #   2. bench/gpu: tl SGEMM and bf16 tensor-core GEMM vs cublasSgemm / cublasGemmEx
 #   3. the GPT built with --target=cuda vs the same GPT built for the CPU (losses, resume,
 #      tokens/s), and PyTorch's GPT on the same GPU (eager and torch.compile)
-#   4. tlc tune --target cuda on a GEMM program
+#   4. tlc tune --target cuda on the small GPT step (twice: the second from the warm cache)
+#   5. the per-kernel GPU profile of the default GPT step (TL_GPU_PROFILE=1)
 # SECTIONS="1 2 3 4" picks some.
 set -u
 D=${1:-.dev}
 OUT=${OUT:-/tmp/tl-device}
 mkdir -p "$OUT"
-SECTIONS=${SECTIONS:-1 2 3 4}
+SECTIONS=${SECTIONS:-1 2 3 4 5}
 lib=/tmp/tl-libs
 if [ ! -d "$lib/libpack" ]; then
   mkdir -p "$lib" && tar -C "$lib" -xJf "$D/libpack.tar.xz"
@@ -68,6 +69,13 @@ if want 4 && [ -x "$D/tlc" ]; then
     echo "tune run $i: rc=$? $(awk "BEGIN{print $(date +%s.%N) - $t0}") s"
     tail -15 "$OUT/tune$i.log"
   done
+fi
+if want 5 && [ -x "$D/bundle/gpt_cuda" ]; then
+  sec 5 "GPU kernel profile of the default GPT step (TL_GPU_PROFILE=1)"
+  TL_GPU_PROFILE=1 timeout 120 "$D/bundle/gpt_cuda" --data "$D/bundle/data.txt" --steps 20 --eval-every 1000 \
+    --checkpoint-every 1000 --out "$OUT/prof" > "$OUT/profile.out" 2> "$OUT/profile.txt"
+  echo "rc=$?"
+  grep -A22 "GPU profile" "$OUT/profile.txt" | head -50
 fi
 echo
 echo "== done $(date -u +%T)"
