@@ -4,12 +4,13 @@
  * The space is small on purpose: a flat kernel (a grid-stride loop over its parallel
  * extent) runs with 32, 64, 128 or 256 threads per block (TlKSched.gpu_block; 256 is the
  * back end's default and its maxntidx). GEMMs keep their 2-D tiling and row reductions
- * their warp per row. Search: coordinate descent in program order, every candidate the
- * whole program compiled with that block, run once on deterministic inputs, its outputs
- * compared with the default's (the same tolerance as on the CPU), then timed (median of 5
- * samples of >= 2 ms of reruns, synchronized). A change is kept when the program gets at
- * least 2% faster. Entries go to the tuning cache under the GPU's target key
- * ("cuda:NAME:sm_XY"), where `tlc run --target cuda` finds them. */
+ * their warp per row. Search: every candidate is the whole program compiled with every
+ * searched kernel at one block size (a sweep over the four sizes), run on deterministic inputs, its outputs compared with the default's (the same
+ * tolerance as on the CPU), each kernel timed alone with CUDA events (the executor's
+ * profile). Each kernel takes its fastest size when it beats the default by 2%; the
+ * combination is checked again and timed as a whole program (median of 5 samples of >= 2 ms
+ * of synchronized reruns) and kept only when the program is faster. Entries go to the tuning
+ * cache under the GPU's target key ("cuda:NAME:sm_XY"), where `tlc run --target cuda` finds them. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,15 +200,15 @@ int tl_tune_graph_gpu(const TlGraph *g, const TlTuneBinding *bind, int nbind, co
     tl_schedule_cache_dir(o->cache_dir, cdir, sizeof cdir);
     tl_schedule_gpu_target_key(target, sizeof target);
     const char *outd = o->out_dir ? o->out_dir : "tune-out";
-    /* the default program: the reference outputs and time, and the launch kinds */
-    TlGpuProgram *gp0 = compile_with(&T, blocks, err, errn);
-    if (!gp0) goto done;
-    char cerr[256];
-    if (check_outputs(&T, gp0, cerr, sizeof cerr)) {
-        snprintf(err, (size_t)errn, "%s", cerr);
-        tl_gpu_free(gp0);
-        goto done;
-    }
+    /* which kernels launch flat (planned without compiling, for the device's arch), and
+     * which of them the cache already has: with all of them cached nothing is compiled */
+    int major = 0, minor = 0;
+    tl_cuda_capability(&major, &minor);
+    char arch[16];
+    snprintf(arch, sizeof arch, "sm_%d%d", major > 0 ? major : 8, major > 0 ? minor : 0);
+    TlGpuKernelStat *st = calloc((size_t)lp->nkern + 1, sizeof *st);
+    if (!st) abort();
+    tl_nvptx_kernel_stats(lp, &(TlNvptxOptions){.arch = arch, .opt_level = 3}, syms, st);
     int flat[4096], nflat = 0, found = 0;
     for (int k = 0; k < lp->nkern && nflat < 4096; k++) {
         if (o->kernel && strcmp(o->kernel, lp->kern[k].name)) continue;
@@ -216,7 +217,7 @@ int tl_tune_graph_gpu(const TlGraph *g, const TlTuneBinding *bind, int nbind, co
             fprintf(out, "%s: schedule from the source (%s), not tuned\n", lp->kern[k].name, lp->kern[k].sched_text);
             continue;
         }
-        if (tl_gpu_kernel_launch(gp0, k) != TL_GPU_LAUNCH_FLAT || lp->kern[k].par_extent < 0) continue;
+        if (st[k].launch != TL_GPU_LAUNCH_FLAT || lp->kern[k].par_extent < 0) continue;
         char key[32];
         TlSchedEntry e;
         if (tl_schedule_cache_key(lp, k, syms, target, key, sizeof key, NULL, 0)) continue;
@@ -226,7 +227,18 @@ int tl_tune_graph_gpu(const TlGraph *g, const TlTuneBinding *bind, int nbind, co
         }
         flat[nflat++] = k;
     }
-    tl_gpu_free(gp0);
+    free(st);
+    if (nflat > 0) { /* the default program: the reference outputs */
+        TlGpuProgram *gp0 = compile_with(&T, blocks, err, errn);
+        if (!gp0) goto done;
+        char cerr[256];
+        if (check_outputs(&T, gp0, cerr, sizeof cerr)) {
+            snprintf(err, (size_t)errn, "%s", cerr);
+            tl_gpu_free(gp0);
+            goto done;
+        }
+        tl_gpu_free(gp0);
+    }
     if (o->kernel && !found) {
         snprintf(err, (size_t)errn, "no kernel named '%s' (see tlc kernels)", o->kernel);
         goto done;
@@ -239,35 +251,74 @@ int tl_tune_graph_gpu(const TlGraph *g, const TlTuneBinding *bind, int nbind, co
     }
     double t_default = nflat ? try_blocks(&T, lp, blocks, -1, "default", INFINITY) : INFINITY, t_best = t_default;
     if (nflat) xs[ncurve] = T.tried, curve[ncurve++] = t_best * 1e6;
+    /* The sweep: the whole program once per block size with every searched kernel at that
+     * size, outputs checked, each kernel timed alone by the executor's CUDA-event profile
+     * (mean of its launches over a few reruns); each kernel then takes its fastest size when
+     * that beats the default by 2%, and the combination is checked and timed as a whole
+     * (kept only when the program is faster). 1 + 3 + 1 compilations whatever the number of
+     * kernels, so the search ends inside the budget and a second tune finds every entry. */
+    static const int sizes[] = {256, 128, 64, 32};
+    enum { NS = 4 };
+    double *kms = calloc((size_t)NS * (size_t)lp->nkern + 1, sizeof *kms);
+    int ok_size[NS] = {0}, swept = 0;
+    if (!kms) abort();
     TlProgress pr;
-    tl_progress_init(&pr, stderr, nflat > 0 ? nflat : 1, 0, 1);
-    static const int sizes[] = {128, 64, 32};
-    for (int i = 0; i < nflat && isfinite(t_best); i++) {
-        int k = flat[i], tried = 0;
-        for (int s = 0; s < 3 && tl_progress_now() < t_end; s++, tried++) {
-            memcpy(cand, blocks, sizeof *cand * (size_t)lp->nkern);
-            cand[k] = sizes[s];
-            double t = try_blocks(&T, lp, cand, k, "search", t_best);
-            if (t < 0.98 * t_best) {
-                blocks[k] = sizes[s];
-                t_best = t;
-            }
-            xs[ncurve] = T.tried, curve[ncurve++] = t_best * 1e6;
-        }
-        tl_progress_update(&pr, i + 1, NAN, NAN);
-        if (tried < 3) continue; /* the budget ran out: no entry for a half-searched kernel */
-        /* an entry either way, so a kernel whose default wins is not searched again */
-        TlSchedEntry e = {0};
-        tl_schedule_cache_key(lp, k, syms, target, e.key, sizeof e.key, e.shape, sizeof e.shape);
-        snprintf(e.kernel, sizeof e.kernel, "%s", lp->kern[k].name);
-        snprintf(e.target, sizeof e.target, "%.159s", target);
-        tl_ksched_default(lp, k, &e.sched);
-        e.sched.gpu_block = blocks[k] == 256 ? 0 : blocks[k];
-        e.default_s = t_default, e.tuned_s = t_best, e.candidates = 3;
-        char perr[512];
-        if (tl_schedule_cache_put(cdir, &e, perr, sizeof perr)) fprintf(stderr, "tl tune: %s\n", perr);
+    tl_progress_init(&pr, stderr, NS, 0, 1);
+    for (int s = 0; s < NS && nflat > 0 && isfinite(t_default); s++) {
+        if (s > 0 && tl_progress_now() >= t_end) break;
+        memcpy(cand, blocks, sizeof *cand * (size_t)lp->nkern);
+        for (int i = 0; i < nflat; i++) cand[flat[i]] = sizes[s] == 256 ? 0 : sizes[s];
+        char cerr2[512] = "";
+        TlGpuProgram *gp = compile_with(&T, cand, cerr2, sizeof cerr2);
+        int good = gp && check_outputs(&T, gp, cerr2, sizeof cerr2) == 0;
+        double tp = good ? time_program(gp) : INFINITY;
+        if (good && tl_gpu_profile(gp, 1) == 0) {
+            for (int r = 0; r < 5 && good; r++) good = tl_gpu_rerun(gp) == 0;
+            good = good && tl_gpu_kernel_ms(gp, kms + (size_t)s * (size_t)lp->nkern) == 0;
+        } else good = 0;
+        if (!good) fprintf(stderr, "tl tune: gpu_block %d for every flat kernel: %s\n", sizes[s], cerr2[0] ? cerr2 : "not measured");
+        if (gp) tl_gpu_free(gp);
+        T.tried++, ok_size[s] = good, swept = s + 1;
+        if (good && tp < t_best) t_best = tp;
+        xs[ncurve] = T.tried, curve[ncurve++] = t_best * 1e6;
+        for (int i = 0; good && T.log && i < nflat; i++)
+            fprintf(T.log, "{\"target\":\"cuda\",\"kernel\":\"%s\",\"phase\":\"sweep\",\"gpu_block\":%d,\"status\":\"ok\",\"time_s\":%.9g}\n",
+                    lp->kern[flat[i]].name, sizes[s], kms[(size_t)s * (size_t)lp->nkern + (size_t)flat[i]] * 1e-3);
+        if (T.log) fflush(T.log);
+        tl_progress_update(&pr, s + 1, NAN, NAN);
     }
     tl_progress_finish(&pr);
+    t_best = t_default;
+    if (swept == NS && ok_size[0]) {
+        memcpy(cand, blocks, sizeof *cand * (size_t)lp->nkern);
+        int changed = 0;
+        for (int i = 0; i < nflat; i++) {
+            int k = flat[i], best = 0;
+            for (int s = 1; s < NS; s++)
+                if (ok_size[s] && kms[(size_t)s * (size_t)lp->nkern + (size_t)k] < 0.98 * kms[(size_t)best * (size_t)lp->nkern + (size_t)k]) best = s;
+            cand[k] = best ? sizes[best] : 0, changed += best != 0;
+        }
+        double t = changed ? try_blocks(&T, lp, cand, -1, "combined", t_default) : INFINITY;
+        if (changed) xs[ncurve] = T.tried, curve[ncurve++] = fmin(t, t_default) * 1e6;
+        if (t < t_default) memcpy(blocks, cand, sizeof *cand * (size_t)lp->nkern), t_best = t;
+        /* an entry for every searched kernel, the default's too, so none is searched again */
+        for (int i = 0; i < nflat; i++) {
+            int k = flat[i];
+            TlSchedEntry e = {0};
+            tl_schedule_cache_key(lp, k, syms, target, e.key, sizeof e.key, e.shape, sizeof e.shape);
+            snprintf(e.kernel, sizeof e.kernel, "%s", lp->kern[k].name);
+            snprintf(e.target, sizeof e.target, "%.159s", target);
+            tl_ksched_default(lp, k, &e.sched);
+            e.sched.gpu_block = blocks[k] == 256 ? 0 : blocks[k];
+            e.default_s = kms[(size_t)k] * 1e-3;
+            e.tuned_s = kms[(size_t)(blocks[k] == 128 ? 1 : blocks[k] == 64 ? 2 : blocks[k] == 32 ? 3 : 0) * (size_t)lp->nkern + (size_t)k] * 1e-3;
+            e.candidates = NS;
+            char perr[512];
+            if (tl_schedule_cache_put(cdir, &e, perr, sizeof perr)) fprintf(stderr, "tl tune: %s\n", perr);
+        }
+    } else if (nflat > 0)
+        fprintf(out, "the budget ended after %d of %d block sizes: no cache entries written (give a larger --budget)\n", swept, NS);
+    free(kms);
     fprintf(out, "%-28s %10s %10s\n", "kernel (flat launch)", "block", "");
     for (int k = 0; k < lp->nkern; k++) {
         int searched = 0;

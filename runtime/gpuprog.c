@@ -275,6 +275,7 @@ typedef struct TlGpuProfile {
     int64_t *launches;
     double *ms;
     TlCuEvent start, end;
+    int print;   /* TL_GPU_PROFILE=1: the table goes to stderr when the executor is freed */
 } TlGpuProfile;
 
 struct TlGpuExec {
@@ -378,18 +379,40 @@ TlGpuExec *tl_gpuexec_new(const TlGpuDesc *d, char *err, int errn) {
             }
         }
     const char *prof = getenv("TL_GPU_PROFILE");
-    if (prof && prof[0] && strcmp(prof, "0") != 0) {
-        TlGpuProfile *p = xcalloc(1, sizeof *p);
-        p->launches = xcalloc((size_t)d->nkern + 1, sizeof *p->launches);
-        p->ms = xcalloc((size_t)d->nkern + 1, sizeof *p->ms);
-        x->prof = p;
-        if (tl_cuda_event_create(&p->start, err, errn) || tl_cuda_event_create(&p->end, err, errn)) {
-            profile_free(x);
-            tl_gpuexec_free(x);
-            return NULL;
-        }
+    if (prof && prof[0] && strcmp(prof, "0") != 0 && tl_gpuexec_profile(x, 1, err, errn)) {
+        tl_gpuexec_free(x);
+        return NULL;
     }
     return x;
+}
+
+int tl_gpuexec_profile(TlGpuExec *x, int on, char *err, int errn) {
+    if (!on) {
+        profile_free(x);
+        return 0;
+    }
+    if (x->prof) return 0;
+    TlGpuProfile *p = xcalloc(1, sizeof *p);
+    p->launches = xcalloc((size_t)x->d->nkern + 1, sizeof *p->launches);
+    p->ms = xcalloc((size_t)x->d->nkern + 1, sizeof *p->ms);
+    x->prof = p;
+    if (tl_cuda_event_create(&p->start, err, errn) || tl_cuda_event_create(&p->end, err, errn)) {
+        profile_free(x);
+        return -1;
+    }
+    const char *env = getenv("TL_GPU_PROFILE");
+    p->print = env && env[0] && strcmp(env, "0") != 0; /* printed at free only when asked for */
+    return 0;
+}
+
+int tl_gpuexec_profile_times(const TlGpuExec *x, double *ms, int64_t *launches) {
+    const TlGpuProfile *p = x->prof;
+    if (!p) return -1;
+    for (int k = 0; k < x->d->nkern; k++) {
+        if (ms) ms[k] = p->ms[k];
+        if (launches) launches[k] = p->launches[k];
+    }
+    return 0;
 }
 
 void tl_gpuexec_profile_print(const TlGpuExec *x, FILE *f, int top) {
@@ -432,7 +455,7 @@ static void profile_free(TlGpuExec *x) {
 
 void tl_gpuexec_free(TlGpuExec *x) {
     if (!x) return;
-    if (x->prof) tl_gpuexec_profile_print(x, stderr, 20);
+    if (x->prof && x->prof->print) tl_gpuexec_profile_print(x, stderr, 20);
     profile_free(x);
     for (int i = 0; i < x->d->nbuf; i++) tl_cuda_free(x->own[i]), free(x->given[i]);
     tl_cuda_free(x->scratch), tl_cuda_free(x->panels);

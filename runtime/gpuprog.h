@@ -141,6 +141,13 @@ void tl_gpuexec_free(TlGpuExec *x);
  * name, launch kind, launches, total ms, mean us, % of the time in kernels. Nothing when
  * profiling is off (then launches carry no timing code at all). */
 void tl_gpuexec_profile_print(const TlGpuExec *x, FILE *f, int top);
+/* Profiling switched on (on = 1: counters from zero) or off (0) for this executor alone,
+ * whatever TL_GPU_PROFILE says (tlc tune --target cuda times every kernel this way); the
+ * table is printed at free only under TL_GPU_PROFILE=1. 0, or -1 with a message. */
+int tl_gpuexec_profile(TlGpuExec *x, int on, char *err, int errn);
+/* Per kernel (d->nkern entries): total ms in timed launches and their count. -1 when
+ * profiling is off. */
+int tl_gpuexec_profile_times(const TlGpuExec *x, double *ms, int64_t *launches);
 const char *tl_gpuexec_error(const TlGpuExec *x);
 const TlGpuDesc *tl_gpuexec_desc(const TlGpuExec *x);
 /* Binds a dim symbol by name (a name the program does not use is ignored). */

@@ -459,6 +459,21 @@ int tl_gpu_rerun(TlGpuProgram *p) {
     return 0;
 }
 
+int tl_gpu_profile(TlGpuProgram *p, int on) {
+    if (on) tl_gpuexec_profile(p->x, 0, p->err, sizeof p->err); /* from zero */
+    return tl_gpuexec_profile(p->x, on, p->err, sizeof p->err);
+}
+
+int tl_gpu_kernel_ms(const TlGpuProgram *p, double *ms) {
+    int n = p->desc->nkern;
+    int64_t *l = calloc((size_t)n + 1, sizeof *l);
+    if (!l) abort();
+    int rc = tl_gpuexec_profile_times(p->x, ms, l);
+    for (int k = 0; rc == 0 && k < n; k++) ms[k] = l[k] ? ms[k] / (double)l[k] : 0;
+    free(l);
+    return rc;
+}
+
 TlGpuLaunchKind tl_gpu_kernel_launch(const TlGpuProgram *p, int k) { return (TlGpuLaunchKind)p->desc->kern[k].launch; }
 
 uint64_t tl_gpu_device_ptr(TlGpuProgram *p, int node) {

@@ -116,5 +116,10 @@ uint64_t tl_gpu_device_ptr(TlGpuProgram *p, int node);
 int tl_gpu_rerun(TlGpuProgram *p);
 /* How kernel k is launched (the tuner varies the block of flat launches: gpu_block). */
 TlGpuLaunchKind tl_gpu_kernel_launch(const TlGpuProgram *p, int k);
+/* Per-kernel timing (runtime/gpuprog.h's profile): on = 1 starts it from zero, 0 stops it;
+ * tl_gpu_kernel_ms fills ms[k] with kernel k's mean milliseconds per launch (0 when never
+ * launched), -1 when profiling is off. */
+int tl_gpu_profile(TlGpuProgram *p, int on);
+int tl_gpu_kernel_ms(const TlGpuProgram *p, double *ms);
 
 #endif

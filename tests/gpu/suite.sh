@@ -203,3 +203,24 @@ else
     cat "$tmp/j1" "$tmp/j2"
   done
 fi
+
+# tlc tune --target cuda on the stand-in driver: the sweep compiles the program once per block
+# size (4 sizes, each kernel timed by the executor's event profile), writes a cache entry for
+# every flat kernel, and a second tune finds them all without compiling anything.
+if [ -f "$tmp/fake/libcuda.so.1" ]; then
+  tune_args=(tune bench/tune/gemm.tl --entry mlp --args "x:f32[64,96] w:f32[96,80] b:f32[80]" --stdlib stdlib --target cuda --budget 60 --cache "$tmp/tcache")
+  if TL_GEMM_EPILOGUE=0 LD_LIBRARY_PATH="$tmp/fake" TL_FAKECUDA_LOG="$tmp/fake/tune.log" "$TLC" "${tune_args[@]}" --out "$tmp/tout1" >"$tmp/tune1.txt" 2>&1 &&
+     [ "$(grep -c '"phase":"sweep"' "$tmp/tout1/tune.jsonl")" -eq 4 ] && grep -q 'outputs checked' "$tmp/tune1.txt" &&
+     [ "$(ls "$tmp/tcache" | wc -l)" -ge 1 ]; then
+    echo "PASS: gpu/tune_sweep (4 block sizes measured per kernel, $(ls "$tmp/tcache" | wc -l) cache entries)"
+  else
+    echo "FAIL: gpu/tune_sweep"; cat "$tmp/tune1.txt" | tail -5
+  fi
+  : >"$tmp/fake/tune2.log"
+  if TL_GEMM_EPILOGUE=0 LD_LIBRARY_PATH="$tmp/fake" TL_FAKECUDA_LOG="$tmp/fake/tune2.log" "$TLC" "${tune_args[@]}" --out "$tmp/tout2" >"$tmp/tune2.txt" 2>&1 &&
+     grep -q 'every flat kernel has a cache entry' "$tmp/tune2.txt" && grep -q '(cached)' "$tmp/tune2.txt" && ! grep -q '^LAUNCH' "$tmp/fake/tune2.log"; then
+    echo "PASS: gpu/tune_warm_cache (second tune: every entry from the cache, no kernel launched)"
+  else
+    echo "FAIL: gpu/tune_warm_cache"; cat "$tmp/tune2.txt" | tail -5
+  fi
+fi
