@@ -41,7 +41,7 @@ def main():
     path = args[0] if args else "bench/results.json"
     rows = json.load(open(path)) if os.path.exists(path) else []
     head = ["benchmark", "metric", "tl", "anchor", "anchor figure", "ratio", "% of peak"]
-    body = [[r["bench"], r["metric"], fmt(r["tl"]), r["anchor_name"], fmt(r["anchor"]), f"{r['ratio']:.3f}",
+    body = [[r["bench"] + (f" ({r['device']})" if r.get("device") else ""), r["metric"], fmt(r["tl"]), r["anchor_name"], fmt(r["anchor"]), f"{r['ratio']:.3f}",
              f"{r['pct_peak']:.0f}%" if r.get("pct_peak") is not None else ""] for r in rows]
     if md:
         mtime = time.strftime("%Y-%m-%d", time.gmtime(os.path.getmtime(path))) if os.path.exists(path) else "?"
