@@ -41,7 +41,7 @@
 
 #include "nvptx_internal.h"
 
-enum { R = TL_GPU_ATTN_ROWS, RP = R + 1, S = 16, KMAX = 64 };
+enum { R = TL_GPU_ATTN_ROWS, RP = R + 1, SMAX = 16, KMAX = 64 };
 
 int tl_nvptx_attn_head(const TlLProgram *p, int k, const NvTarget *t) {
     const TlLAttn *a = &p->kern[k].attn;
@@ -57,7 +57,7 @@ int tl_nvptx_attn_head(const TlLProgram *p, int k, const NvTarget *t) {
 typedef struct At {
     NvCg *c;
     LLVMBuilderRef b;
-    int K;
+    int K, S;   /* head size; streamed rows per tile */
     double scale;
     LLVMValueRef T, tid, own1, own2, st1, st2, stl, std_;
 } At;
@@ -164,22 +164,22 @@ static void stage_own(At *a, LLVMValueRef own, LLVMValueRef src, LLVMValueRef st
     loop_close(a, &l);
 }
 
-/* dst[jj * K + c] = src[min(r0 + jj, T - 1) * stride + c] for jj < S, c < K */
+/* dst[jj * K + c] = src[min(r0 + jj, T - 1) * stride + c] for jj < a->S, c < K */
 static void stage_tile(At *a, LLVMValueRef dst, LLVMValueRef src, LLVMValueRef stride, LLVMValueRef r0) {
     Loop l;
-    LLVMValueRef e = loop_open(a, &l, a->tid, ci(a, (int64_t)S * a->K), R);
+    LLVMValueRef e = loop_open(a, &l, a->tid, ci(a, (int64_t)a->S * a->K), R);
     LLVMValueRef rr = LLVMBuildUDiv(a->b, e, ci(a, a->K), ""), cc = LLVMBuildURem(a->b, e, ci(a, a->K), "");
     LLVMValueRef row = imin(a, add(a, r0, rr), LLVMBuildSub(a->b, a->T, ci(a, 1), ""));
     st(a, ld(a, at(a, src, add(a, mul(a, row, stride), cc))), at(a, dst, e));
     loop_close(a, &l);
 }
 
-/* out[jj] = sum_c own[c * RP + tid] * tile[jj * K + c] for jj < S */
+/* out[jj] = sum_c own[c * RP + tid] * tile[jj * K + c] for jj < a->S */
 static void dots(At *a, LLVMValueRef *out, LLVMValueRef own, LLVMValueRef tile) {
-    for (int jj = 0; jj < S; jj++) out[jj] = cf(a, 0);
+    for (int jj = 0; jj < a->S; jj++) out[jj] = cf(a, 0);
     for (int c = 0; c < a->K; c++) {
         LLVMValueRef w = ld(a, at(a, own, add(a, a->tid, ci(a, (int64_t)c * RP))));
-        for (int jj = 0; jj < S; jj++) out[jj] = fma_(a, w, ld(a, at(a, tile, ci(a, (int64_t)jj * a->K + c))), out[jj]);
+        for (int jj = 0; jj < a->S; jj++) out[jj] = fma_(a, w, ld(a, at(a, tile, ci(a, (int64_t)jj * a->K + c))), out[jj]);
     }
 }
 
@@ -188,7 +188,7 @@ static void axpys(At *a, LLVMValueRef *acc, LLVMValueRef scl, LLVMValueRef *w, L
     for (int c = 0; c < a->K; c++) {
         LLVMValueRef x = get(a, acc[c]);
         if (scl) x = f_mul(a, x, scl);
-        for (int jj = 0; jj < S; jj++) x = fma_(a, w[jj], ld(a, at(a, tile, ci(a, (int64_t)jj * a->K + c))), x);
+        for (int jj = 0; jj < a->S; jj++) x = fma_(a, w[jj], ld(a, at(a, tile, ci(a, (int64_t)jj * a->K + c))), x);
         st(a, x, acc[c]);
     }
 }
@@ -212,15 +212,15 @@ static void emit_forward(At *a, const TlLAttn *s, LLVMValueRef x, LLVMValueRef h
     LLVMValueRef m = slot(a, c->f32, cf(a, -INFINITY)), l = slot(a, c->f32, cf(a, 0)), acc[KMAX];
     for (int cc = 0; cc < K; cc++) acc[cc] = slot(a, c->f32, cf(a, 0));
     Loop lj;
-    LLVMValueRef j0 = loop_open(a, &lj, ci(a, 0), imin(a, add(a, i0, ci(a, R)), T), S);
+    LLVMValueRef j0 = loop_open(a, &lj, ci(a, 0), imin(a, add(a, i0, ci(a, R)), T), a->S);
     barrier(a); /* the previous tile (or the staging of own) is done with */
     stage_tile(a, a->st1, kh, Kc, j0);
     stage_tile(a, a->st2, vh, Kc, j0);
     barrier(a);
-    LLVMValueRef sc[S], ok[S], p[S];
+    LLVMValueRef sc[SMAX], ok[SMAX], p[SMAX];
     dots(a, sc, a->own1, a->st1);
     LLVMValueRef mo = get(a, m), mn = mo;
-    for (int jj = 0; jj < S; jj++) {
+    for (int jj = 0; jj < a->S; jj++) {
         ok[jj] = sle(a, add(a, j0, ci(a, jj)), ic);
         mn = LLVMBuildSelect(a->b, ok[jj], fmax_(a, mn, sc[jj]), mn, "");
     }
@@ -228,7 +228,7 @@ static void emit_forward(At *a, const TlLAttn *s, LLVMValueRef x, LLVMValueRef h
     LLVMValueRef alpha = LLVMBuildSelect(a->b, LLVMBuildFCmp(a->b, LLVMRealOEQ, mo, cf(a, -INFINITY), ""), cf(a, 0),
                                          libm(a, "__nv_expf", f_sub(a, mo, mn)), "");
     LLVMValueRef sum = f_mul(a, get(a, l), alpha);
-    for (int jj = 0; jj < S; jj++) {
+    for (int jj = 0; jj < a->S; jj++) {
         p[jj] = LLVMBuildSelect(a->b, ok[jj], libm(a, "__nv_expf", f_sub(a, sc[jj], mn)), cf(a, 0), "");
         sum = f_add(a, sum, p[jj]);
     }
@@ -256,12 +256,12 @@ static void emit_dkdv(At *a, const TlLAttn *s, LLVMValueRef x, LLVMValueRef hd, 
     LLVMValueRef dk[KMAX], dv[KMAX];
     for (int cc = 0; cc < K; cc++) dk[cc] = slot(a, c->f32, cf(a, 0)), dv[cc] = slot(a, c->f32, cf(a, 0));
     Loop li;
-    LLVMValueRef i0 = loop_open(a, &li, j0, T, S);
+    LLVMValueRef i0 = loop_open(a, &li, j0, T, a->S);
     barrier(a);
     stage_tile(a, a->st1, qh, Kc, i0);
     stage_tile(a, a->st2, gh, K1, i0);
     {   /* L and D of the tile's query rows */
-        LLVMBasicBlockRef done = if_open(a, slt(a, a->tid, ci(a, S)));
+        LLVMBasicBlockRef done = if_open(a, slt(a, a->tid, ci(a, a->S)));
         LLVMValueRef r = mul(a, imin(a, add(a, i0, a->tid), LLVMBuildSub(a->b, T, ci(a, 1), "")), K1);
         LLVMValueRef orow = at(a, oh, r), grow = at(a, gh, r);
         st(a, ld(a, at(a, orow, Kc)), at(a, a->stl, a->tid));
@@ -269,16 +269,18 @@ static void emit_dkdv(At *a, const TlLAttn *s, LLVMValueRef x, LLVMValueRef hd, 
         if_close(a, done);
     }
     barrier(a);
-    LLVMValueRef sc[S], dp[S], p[S], ds[S];
+    LLVMValueRef sc[SMAX], dp[SMAX], p[SMAX], ds[SMAX];
     dots(a, sc, a->own1, a->st1);
     dots(a, dp, a->own2, a->st2);
-    for (int jj = 0; jj < S; jj++) {
+    for (int jj = 0; jj < a->S; jj++) {
         LLVMValueRef i = add(a, i0, ci(a, jj));
         LLVMValueRef ok = LLVMBuildAnd(a->b, sle(a, jc, i), slt(a, i, T), "");
         LLVMValueRef e = libm(a, "__nv_expf", f_sub(a, sc[jj], ld(a, at(a, a->stl, ci(a, jj)))));
         p[jj] = LLVMBuildSelect(a->b, ok, e, cf(a, 0), "");
         ds[jj] = f_mul(a, f_mul(a, p[jj], f_sub(a, dp[jj], ld(a, at(a, a->std_, ci(a, jj))))), cf(a, a->scale));
     }
+    barrier(a); /* no thread writes the tiles here: it keeps the dots' loads from being reused
+                   (held in registers) by the updates below */
     axpys(a, dv, NULL, p, a->st2);
     axpys(a, dk, NULL, ds, a->st1);
     loop_close(a, &li);
@@ -305,19 +307,20 @@ static void emit_dq(At *a, const TlLAttn *s, LLVMValueRef x, LLVMValueRef hd) {
     LLVMValueRef dq[KMAX];
     for (int cc = 0; cc < K; cc++) dq[cc] = slot(a, c->f32, cf(a, 0));
     Loop lj;
-    LLVMValueRef j0 = loop_open(a, &lj, ci(a, 0), imin(a, add(a, i0, ci(a, R)), T), S);
+    LLVMValueRef j0 = loop_open(a, &lj, ci(a, 0), imin(a, add(a, i0, ci(a, R)), T), a->S);
     barrier(a);
     stage_tile(a, a->st1, kh, Kc, j0);
     stage_tile(a, a->st2, vh, Kc, j0);
     barrier(a);
-    LLVMValueRef sc[S], dp[S], ds[S];
+    LLVMValueRef sc[SMAX], dp[SMAX], ds[SMAX];
     dots(a, sc, a->own1, a->st1);
     dots(a, dp, a->own2, a->st2);
-    for (int jj = 0; jj < S; jj++) {
+    for (int jj = 0; jj < a->S; jj++) {
         LLVMValueRef ok = sle(a, add(a, j0, ci(a, jj)), ic);
         LLVMValueRef p = LLVMBuildSelect(a->b, ok, libm(a, "__nv_expf", f_sub(a, sc[jj], L)), cf(a, 0), "");
         ds[jj] = f_mul(a, f_mul(a, p, f_sub(a, dp[jj], D)), cf(a, a->scale));
     }
+    barrier(a); /* as in emit_dkdv */
     axpys(a, dq, NULL, ds, a->st1);
     loop_close(a, &lj);
     LLVMBasicBlockRef done = if_open(a, slt(a, i, T));
@@ -330,20 +333,23 @@ void tl_nvptx_gen_attn(NvCg *c, const TlLAttn *s, int K) {
     At a;
     memset(&a, 0, sizeof a);
     a.c = c, a.b = c->b, a.K = K, a.scale = s->scale;
+    /* the backward holds two accumulator rows and four values per streamed row: 8 keeps it
+       within 255 registers without spills (test_nvptx, K = 64) */
+    a.S = s->grad ? 8 : 16;
     a.T = tl_nvptx_gen(c, s->t);
     LLVMValueRef BH = tl_nvptx_gen(c, s->bh);
     a.tid = tl_nvptx_sreg(c, "tid.x");
     LLVMValueRef x = tl_nvptx_sreg(c, "ctaid.x"), hd = tl_nvptx_sreg(c, "ctaid.y"), z = tl_nvptx_sreg(c, "ctaid.z");
     a.own1 = shared(c, "tl.attn.own1", KMAX * RP);
-    a.st1 = shared(c, "tl.attn.st1", S * KMAX);
-    a.st2 = shared(c, "tl.attn.st2", S * KMAX);
+    a.st1 = shared(c, "tl.attn.st1", SMAX * KMAX);
+    a.st2 = shared(c, "tl.attn.st2", SMAX * KMAX);
     if (!s->grad) {
         emit_forward(&a, s, x, hd);
         return;
     }
     a.own2 = shared(c, "tl.attn.own2", KMAX * RP);
-    a.stl = shared(c, "tl.attn.stl", S);
-    a.std_ = shared(c, "tl.attn.std", S);
+    a.stl = shared(c, "tl.attn.stl", SMAX);
+    a.std_ = shared(c, "tl.attn.std", SMAX);
     LLVMValueRef N = mul(&a, mul(&a, BH, a.T), ci(&a, K));
     LLVMBasicBlockRef pass0 = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "attn.dkdv");
     LLVMBasicBlockRef pass1 = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "attn.dq");
