@@ -91,7 +91,7 @@ void tl_gpudesc_free(TlGpuDesc *d) {
     free(d);
 }
 
-/* ---- byte form: "TLGPUD2\n", then fields in order; integers little-endian i64, strings
+/* ---- byte form: "TLGPUD3\n", then fields in order; integers little-endian i64, strings
  * and byte arrays as a length and their bytes ---- */
 
 static const char MAGIC[8] = "TLGPUD3\n";
