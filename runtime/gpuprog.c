@@ -52,9 +52,9 @@ int tl_gpudesc_check(const TlGpuDesc *d, char *err, int errn) {
     }
     for (int k = 0; k < d->nkern; k++) {
         const TlGpuKernel *g = &d->kern[k];
-        int ok = g->name && g->launch >= TL_GPL_FLAT && g->launch <= TL_GPL_BLOCK && EX_OK(g->par_extent, 1) && g->nused >= 0;
+        int ok = g->name && g->launch >= TL_GPL_FLAT && g->launch <= TL_GPL_ATTN && EX_OK(g->par_extent, 1) && g->nused >= 0;
         if (ok) ok = g->block == 0 || (g->launch == TL_GPL_FLAT && g->block >= 1 && g->block <= d->block);
-        if (ok && g->launch == TL_GPL_GEMM) ok = EX_OK(g->gemm_m, 0) && EX_OK(g->gemm_n, 0) && EX_OK(g->gemm_batch, 0);
+        if (ok && (g->launch == TL_GPL_GEMM || g->launch == TL_GPL_ATTN)) ok = EX_OK(g->gemm_m, 0) && EX_OK(g->gemm_n, 0) && EX_OK(g->gemm_batch, 0);
         if (ok) ok = g->mma_pack == 0 || (g->mma_pack == 1 && g->launch == TL_GPL_GEMM && EX_OK(g->gemm_k, 0));
         for (int u = 0; ok && u < g->nused; u++) ok = g->used[u] >= 0 && g->used[u] < d->nbuf;
         if (!ok) return bad(err, errn, "%s: malformed kernel %d", d->name, k);
@@ -91,10 +91,10 @@ void tl_gpudesc_free(TlGpuDesc *d) {
     free(d);
 }
 
-/* ---- byte form: "TLGPUD2\n", then fields in order; integers little-endian i64, strings
+/* ---- byte form: "TLGPUD3\n", then fields in order; integers little-endian i64, strings
  * and byte arrays as a length and their bytes ---- */
 
-static const char MAGIC[8] = "TLGPUD2\n";
+static const char MAGIC[8] = "TLGPUD3\n";
 
 typedef struct Out { unsigned char *p; size_t n, cap; } Out;
 
@@ -432,13 +432,13 @@ void tl_gpuexec_profile_print(const TlGpuExec *x, FILE *f, int top) {
             int t = order[j];
             order[j] = order[j - 1], order[j - 1] = t;
         }
-    static const char *kinds[] = {"flat", "warp", "gemm", "block"};
+    static const char *kinds[] = {"flat", "warp", "gemm", "block", "attn"};
     fprintf(f, "GPU profile (%s): %lld launches of %d kernels, %.3f ms in kernels (TL_GPU_PROFILE)\n", d->name ? d->name : "?",
             (long long)launches, n, total);
     fprintf(f, "%4s  %-34s %-5s %9s %11s %10s %6s\n", "rank", "kernel", "launch", "launches", "total ms", "mean us", "%");
     for (int i = 0; i < n && (top <= 0 || i < top); i++) {
         int k = order[i];
-        int kind = d->kern[k].launch >= 0 && d->kern[k].launch <= TL_GPL_BLOCK ? d->kern[k].launch : 0;
+        int kind = d->kern[k].launch >= 0 && d->kern[k].launch <= TL_GPL_ATTN ? d->kern[k].launch : 0;
         fprintf(f, "%4d  %-34s %-5s %9lld %11.3f %10.1f %6.2f\n", i + 1, d->kern[k].name, kinds[kind], (long long)p->launches[k],
                 p->ms[k], 1000 * p->ms[k] / (double)p->launches[k], total > 0 ? 100 * p->ms[k] / total : 0);
     }
@@ -554,6 +554,14 @@ static int launch(TlGpuExec *x, int ki) {
         break;
     case TL_GPL_BLOCK: /* one block of d->block threads (the kernel reads its size) */
         break;
+    case TL_GPL_ATTN: { /* (query or key tile, head, pass) blocks of TL_GPU_ATTN_ROWS threads */
+        int64_t t = heval(x, k->gemm_m), passes = heval(x, k->gemm_n), bh = heval(x, k->gemm_batch);
+        if (t <= 0 || bh <= 0 || passes <= 0) return 0;
+        if (bh > 65535) return xerr(x, "%s: %lld attention heads exceed the grid's y limit", k->name, (long long)bh);
+        grid.x = (unsigned)((t + TL_GPU_ATTN_ROWS - 1) / TL_GPU_ATTN_ROWS), grid.y = (unsigned)bh, grid.z = (unsigned)passes;
+        block.x = TL_GPU_ATTN_ROWS;
+        break;
+    }
     default: {
         int64_t m = heval(x, k->gemm_m), nn = heval(x, k->gemm_n), b = heval(x, k->gemm_batch);
         if (m <= 0 || nn <= 0 || b <= 0) return 0;

@@ -65,7 +65,12 @@ typedef struct TlGpuBuf {
 } TlGpuBuf;
 
 /* How a kernel is launched (targets/nvptx/nvptx.h TlGpuLaunchKind). */
-enum { TL_GPL_FLAT, TL_GPL_WARP, TL_GPL_GEMM, TL_GPL_BLOCK };
+enum { TL_GPL_FLAT, TL_GPL_WARP, TL_GPL_GEMM, TL_GPL_BLOCK, TL_GPL_ATTN };
+
+/* Fused attention launches (TL_GPL_ATTN, targets/nvptx/nvptx_attn.c): blocks of this many
+ * threads, grid (ceil(T / TL_GPU_ATTN_ROWS), BH, passes) with T = gemm_m, BH = gemm_batch
+ * and passes = gemm_n (1: the forward; 2: the backward's dk/dv and dq passes). */
+#define TL_GPU_ATTN_ROWS 64
 
 /* K of the packed tensor-core GEMM's panels is padded to a multiple of this (M and N to
  * the GEMM tile, gemm_bm and gemm_bn): targets/nvptx/nvptx_mma.c. */
@@ -75,7 +80,7 @@ typedef struct TlGpuKernel {
     char *name;                       /* the PTX entry */
     int32_t launch;                   /* TL_GPL_* */
     int32_t par_extent;               /* expression, -1: no parallel loop (one thread) */
-    int32_t gemm_m, gemm_n, gemm_batch; /* expressions (GEMM launches) */
+    int32_t gemm_m, gemm_n, gemm_batch; /* expressions (GEMM launches; ATTN: T, passes, BH) */
     int32_t mma_pack;                 /* GEMM launches: 1 for the packed tensor-core GEMM: the
                                          executor first launches `<name>_pack` (grid-stride,
                                          ceil(items / block) blocks, items = batch * (Mp + Np) *

@@ -262,13 +262,17 @@ static TlGpuDesc *describe(const TlLProgram *lp, const NvTarget *t, const char *
         if (g->launch == TL_GPL_FLAT && lk->gpu_block > 0 && lk->gpu_block <= TL_GPU_BLOCK) g->block = lk->gpu_block;
         if (g->launch == TL_GPL_GEMM)
             g->gemm_m = dex(&b, lk->gemm.m), g->gemm_n = dex(&b, lk->gemm.n), g->gemm_batch = dex(&b, lk->gemm.batch);
+        if (g->launch == TL_GPL_ATTN) {
+            g->gemm_m = dex(&b, lk->attn.t), g->gemm_batch = dex(&b, lk->attn.bh);
+            g->gemm_n = dpush(&b, (TlGpuExpr){TL_GPX_INT, 0, -1, -1, -1, lk->attn.grad ? 2 : 1});
+        }
         if (g->launch == TL_GPL_GEMM && tl_nvptx_mma_packed(lp, k, t)) g->mma_pack = 1, g->gemm_k = dex(&b, lk->gemm.k);
         g->used = malloc(sizeof *g->used * (size_t)(lp->nbuf + 1));
         if (!g->used) abort();
         for (int i = 0; i < lp->nbuf; i++)
             if (used[i]) g->used[g->nused++] = i;
         ok = (lk->par_extent < 0 || g->par_extent >= 0) &&
-             (g->launch != TL_GPL_GEMM || (g->gemm_m >= 0 && g->gemm_n >= 0 && g->gemm_batch >= 0)) &&
+             ((g->launch != TL_GPL_GEMM && g->launch != TL_GPL_ATTN) || (g->gemm_m >= 0 && g->gemm_n >= 0 && g->gemm_batch >= 0)) &&
              (!g->mma_pack || g->gemm_k >= 0);
     }
     free(used);

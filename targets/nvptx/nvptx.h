@@ -39,6 +39,8 @@ typedef struct TlNvptxOptions {
     int no_collapse;   /* 1: launch over the parallel loop only, not the loops nested in it */
     int mma_regs;      /* 1: bf16/f16 GEMMs stage f32 operands through registers (no pack
                           kernel, no cp.async: the slower reference); also TL_MMA_REGS=1 */
+    int no_attn;       /* 1: attention (attn, attn_grad) as its reference loop nests (one thread
+                          per row), not the fused tiled kernels; also TL_GPU_ATTN_REF=1 */
 } TlNvptxOptions;
 
 /* The PTX of a whole program (kernel NULL) or of one kernel (its name, e.g. "tl_k3_exp").
@@ -57,6 +59,8 @@ typedef enum TlGpuLaunchKind {
     TL_GPU_LAUNCH_WARP,   /* a warp per item of the parallel loop */
     TL_GPU_LAUNCH_GEMM,   /* 2-D tiles of C: grid (ceil(n/BN), ceil(m/BM), batch) */
     TL_GPU_LAUNCH_BLOCK,  /* no parallel loop: one block shares the kernel's reductions */
+    TL_GPU_LAUNCH_ATTN,   /* fused causal attention (nvptx_attn.c): grid (ceil(T/64), BH, passes)
+                             of TL_GPU_ATTN_ROWS-thread blocks */
 } TlGpuLaunchKind;
 
 /* What one kernel asks of the GPU (tl_nvptx_kernel_stats, `tlc kernels --gpu-report`):

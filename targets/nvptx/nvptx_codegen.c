@@ -50,6 +50,8 @@ void tl_nvptx_target(NvTarget *t, const TlNvptxOptions *o) {
     t->no_collapse = o ? o->no_collapse : 0;
     const char *regs = getenv("TL_MMA_REGS");
     t->mma_regs = (o && o->mma_regs) || (regs && regs[0] == '1');
+    const char *aref = getenv("TL_GPU_ATTN_REF");
+    t->no_attn = (o && o->no_attn) || (aref && aref[0] == '1');
     t->sm = strncmp(t->arch, "sm_", 3) == 0 ? atoi(t->arch + 3) : 0;
 }
 
@@ -328,7 +330,7 @@ static int stores_follow(const TlLProgram *p, int s, int var) {
 
 int tl_nvptx_collapse(const TlLProgram *p, int ki, const NvTarget *t, TlGpuLaunchKind kind, int *loops, int max) {
     const TlLKernel *k = &p->kern[ki];
-    if (kind == TL_GPU_LAUNCH_GEMM || k->par_extent < 0 || max < 1) return 0;
+    if (kind == TL_GPU_LAUNCH_GEMM || kind == TL_GPU_LAUNCH_ATTN || k->par_extent < 0 || max < 1) return 0;
     int pl = par_loop(p, k->body);
     if (pl < 0) return 0;
     loops[0] = pl;
@@ -436,6 +438,7 @@ TlGpuLaunchKind tl_nvptx_plan(const TlLProgram *p, int ki, const NvTarget *t, ch
     memset(used, 0, (size_t)p->nbuf + 1);
     mark_stmts(p, k->body, used);
     const TlLGemm *g = &k->gemm;
+    if (tl_nvptx_attn_head(p, ki, t)) return TL_GPU_LAUNCH_ATTN;
     /* f32: the SGEMM; bf16/f16: tensor cores (mma.sync m16n8k16 needs sm_80) */
     if (g->on && !t->no_gemm && used[g->a] && used[g->b] && used[g->c] && p->buf[g->c].elem == TL_LT_F32 &&
         p->buf[g->a].elem == TL_LT_F32 && p->buf[g->b].elem == TL_LT_F32 &&
@@ -1035,7 +1038,7 @@ static void gen_kernel(NvCg *c, int ki) {
     LLVMSetFunctionCallConv(fn, PTX_KERNEL_CC);
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, enum_attr(c, "nounwind", 0));
     for (int i = 0; i < nb + packed; i++) LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, enum_attr(c, "noalias", 0));
-    annotate(c, fn, "maxntidx", TL_GPU_BLOCK);
+    annotate(c, fn, "maxntidx", kind == TL_GPU_LAUNCH_ATTN ? TL_GPU_ATTN_ROWS : TL_GPU_BLOCK);
     /* SGEMM: <= 128 registers, 2 blocks per SM; the MMA kernel needs more (one block) */
     if (kind == TL_GPU_LAUNCH_GEMM) annotate(c, fn, "minctasm", k->gemm.dtype == TL_F32 || packed ? 2 : 1);
 
@@ -1056,7 +1059,9 @@ static void gen_kernel(NvCg *c, int ki) {
     c->localv = malloc(sizeof *c->localv * (size_t)(k->nlocals + 1));
     if (!c->localv) abort();
     for (int l = 0; l < k->nlocals; l++) c->localv[l] = LLVMBuildAlloca(c->b, ltype(c, k->local_type[l]), "");
-    if (kind == TL_GPU_LAUNCH_GEMM) {
+    if (kind == TL_GPU_LAUNCH_ATTN) {
+        tl_nvptx_gen_attn(c, &k->attn, tl_nvptx_attn_head(p, ki, c->t));
+    } else if (kind == TL_GPU_LAUNCH_GEMM) {
         if (k->gemm.dtype == TL_F32) tl_nvptx_gen_gemm(c, &k->gemm);
         else if (packed) tl_nvptx_gen_mma_packed(c, &k->gemm, LLVMGetParam(fn, (unsigned)nb));
         else tl_nvptx_gen_mma(c, &k->gemm);

@@ -28,6 +28,7 @@ typedef struct NvTarget {
     int opt_level;
     int no_gemm, no_warp_reduce, no_collapse;
     int mma_regs;        /* bf16/f16 GEMMs: the register-staged kernel, no pack step */
+    int no_attn;         /* attention as its reference loop nests */
 } NvTarget;
 
 /* How kernel k is compiled and launched; used[] (nbuf entries) gets the buffers it takes as
@@ -109,6 +110,11 @@ void tl_nvptx_gen_mma_packed(NvCg *c, const TlLGemm *g, LLVMValueRef scratch);
 /* Kernel k (planned as a GEMM launch) is the packed tensor-core GEMM: it takes a scratch
  * pointer after its buffers and has a `<name>_pack` companion. */
 int tl_nvptx_mma_packed(const TlLProgram *p, int k, const NvTarget *t);
+/* Kernel k is fused attention (a TL_GPU_LAUNCH_ATTN launch): its head size K (a constant,
+ * 1..64), else 0 (the reference loop nest). */
+int tl_nvptx_attn_head(const TlLProgram *p, int k, const NvTarget *t);
+/* The fused attention body of kernel c->k (nvptx_attn.c; parameters already bound). */
+void tl_nvptx_gen_attn(NvCg *c, const TlLAttn *s, int K);
 /* f32 v rounded to the nearest value of dt (TL_BF16 or TL_F16), still an f32. */
 LLVMValueRef tl_nvptx_round(NvCg *c, LLVMValueRef v, TlDType dt);
 

@@ -152,6 +152,14 @@ void tl_nvptx_kernel_stats(const TlLProgram *lp, const TlNvptxOptions *o, const 
             st->work = 8.0 * (double)rev(&r, g->k);
             continue;
         }
+        if (st->launch == TL_GPU_LAUNCH_ATTN) { /* a thread per own row; its keys (queries) x K FMAs per product */
+            const TlLAttn *a = &lk->attn;
+            double T = (double)rev(&r, a->t), bh = (double)rev(&r, a->bh), K = tl_nvptx_attn_head(lp, k, &t);
+            st->items = cdiv(T, TL_GPU_ATTN_ROWS) * bh * (a->grad ? 2 : 1);
+            st->threads = st->items * TL_GPU_ATTN_ROWS;
+            st->work = T * K * (a->grad ? 4 : 2);
+            continue;
+        }
         int loops[TL_NVPTX_MAX_COLLAPSE];
         int nl = tl_nvptx_collapse(lp, k, &t, st->launch, loops, TL_NVPTX_MAX_COLLAPSE);
         st->collapsed = nl;
@@ -227,6 +235,7 @@ void tl_nvptx_report_print(FILE *f, const TlGpuKernelStat *s, int n, int top) {
                              : k->launch == TL_GPU_LAUNCH_WARP  ? "warp"
                              : k->launch == TL_GPU_LAUNCH_GEMM  ? "gemm"
                              : k->launch == TL_GPU_LAUNCH_BLOCK ? "block"
+                             : k->launch == TL_GPU_LAUNCH_ATTN  ? "attn"
                                                                 : "flat";
         fprintf(f, "%-4d %-34s %-6s %5d %12.0f %12.0f %14.0f %7.1f%%\n", i + 1, k->name, launch, k->collapsed, k->items,
                 k->threads, k->work, sum > 0 ? 100 * k->work / sum : 0);

@@ -21,6 +21,7 @@
 
 #include "gpu_cases.h"
 
+static int nattn; /* attention kernels checked */
 static unsigned char *small_blob; /* one case's bytes, for the corruption tests */
 static size_t small_n;
 
@@ -75,6 +76,24 @@ static void graph_case_run(const char *name, int exact) {
             EXPECTF(r && r->kern[k].mma_pack == 0 && r->kern[k].gemm_k == -1 && !strstr(r->ptx, pat), "mma_regs: %s", r ? "a pack kernel" : err);
             tl_gpudesc_free(r);
         }
+    }
+    /* f32 attention with a constant head of <= 64: the fused kernels' launch, (T, passes, BH)
+     * in (gemm_m, gemm_n, gemm_batch); with no_attn the reference loop nest's flat launch */
+    for (int k = 0; k < d->nkern; k++) {
+        const TlLAttn *at = &lp->kern[k].attn;
+        const TlLExpr *kd = at->on ? &lp->ex[at->kd] : NULL;
+        if (!kd || kd->kind != TL_LE_INT || kd->ival > 64) continue;
+        const TlGpuKernel *g = &d->kern[k];
+        EXPECTF(g->launch == TL_GPL_ATTN && g->gemm_m >= 0 && g->gemm_n >= 0 && g->gemm_batch >= 0, "kernel %d (%s): launch %d", k, g->name, g->launch);
+        if (g->launch == TL_GPL_ATTN && g->gemm_m >= 0 && g->gemm_n >= 0 && g->gemm_batch >= 0)
+            EXPECTF(tl_gpudesc_eval(d, g->gemm_m, syms, vars) == tl_loops_eval(lp, at->t, syms) &&
+                        tl_gpudesc_eval(d, g->gemm_batch, syms, vars) == tl_loops_eval(lp, at->bh, syms) &&
+                        tl_gpudesc_eval(d, g->gemm_n, syms, vars) == (at->grad ? 2 : 1),
+                    "kernel %d (%s): T, BH or passes", k, g->name);
+        TlGpuDesc *r = tl_nvptx_describe(lp, &(TlNvptxOptions){.arch = "sm_80", .opt_level = 3, .no_attn = 1}, "ref", err, sizeof err);
+        EXPECTF(r && r->kern[k].launch == TL_GPL_FLAT, "no_attn: %s", r ? "not a flat launch" : err);
+        tl_gpudesc_free(r);
+        nattn++;
     }
     int checked = 0;
     for (int node = 0; node < G->nnodes; node++) {
@@ -217,6 +236,9 @@ int main(void) {
     gpu_schedule_cases();
     gpu_mma_cases();
     attention_cases();
+    case_begin("the attention cases have fused attention launches");
+    EXPECTF(nattn >= 26, "%d attention kernels", nattn);
+    case_end();
     for (int s = 1; s <= 10; s++) random_graph_case(s);
     block_case();
     RUN(corrupt_blobs_are_refused);

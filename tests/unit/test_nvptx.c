@@ -172,6 +172,96 @@ static void gemm_structure(void) {
     }
 }
 
+/* The fused attention kernels (nvptx_attn.c) of attn and attn_grad at the largest head
+ * they take (K = 64) and an odd one: TL_GPU_LAUNCH_ATTN, shared memory and barriers in the
+ * PTX, and ptxas -v: <= 48 KiB static shared memory, no spills, no stack frame. With
+ * no_attn (the reference) and at K = 65 (beyond the fused kernels) the loop nests. */
+static void attn_structure(void) {
+    static const char *arch[2] = {"sm_80", "sm_90"};
+    static const int64_t heads[2] = {64, 33};
+    for (int a = 0; a < 2; a++)
+        for (int h = 0; h < 2; h++) {
+            case_begin("fused attention kernels (%s, K = %lld): shared memory <= 48 KiB, no spills, no stack frame", arch[a],
+                       (long long)heads[h]);
+            begin();
+            TlGShape s = S(4, 128, heads[h]);
+            int q = input(TL_F32, s, -1, 1), k = input(TL_F32, s, -1, 1), v = input(TL_F32, s, -1, 1);
+            int o = tl_g_attn(G, q, k, v, 0.125, L);
+            int gy = input(TL_F32, G->nodes[o].shape, -1, 1);
+            tl_graph_add_output(G, o);
+            tl_graph_add_output(G, tl_g_attn_grad(G, q, k, v, o, gy, 0.125, L));
+            char err[512];
+            TlNvptxOptions opt = {.arch = arch[a], .opt_level = 3};
+            char *ptx = tl_nvptx_emit_ptx(G, &opt, NULL, err, sizeof err);
+            EXPECTF(ptx != NULL, "%s", err);
+            TlLProgram *lp = tl_loops_lower(G, err, sizeof err);
+            EXPECTF(lp != NULL, "%s", err);
+            TlGpuDesc *d = lp ? tl_nvptx_describe(lp, &opt, "attn", err, sizeof err) : NULL;
+            TlGpuDesc *dref = lp ? tl_nvptx_describe(lp, &(TlNvptxOptions){.arch = arch[a], .opt_level = 3, .no_attn = 1}, "ref", err,
+                                                     sizeof err) : NULL;
+            EXPECTF(d && dref, "describe: %s", err);
+            int nattn = 0;
+            for (int kk = 0; d && dref && kk < lp->nkern; kk++) {
+                if (!lp->kern[kk].attn.on) continue;
+                nattn++;
+                const char *kname = lp->kern[kk].name;
+                EXPECTF(d->kern[kk].launch == TL_GPL_ATTN && d->kern[kk].gemm_n >= 0 &&
+                        tl_gpudesc_eval(d, d->kern[kk].gemm_n, NULL, NULL) == (lp->kern[kk].attn.grad ? 2 : 1),
+                        "%s: not an attention launch", kname);
+                EXPECTF(dref->kern[kk].launch == TL_GPL_FLAT, "%s: no_attn is not the loop nest", kname);
+                EXPECTF(!strstr(dref->ptx, "tl.attn."), "the reference has fused attention's shared arrays");
+                char pat[200];
+                snprintf(pat, sizeof pat, ".entry %s(", kname);
+                const char *body = ptx ? strstr(ptx, pat) : NULL;
+                EXPECTF(body != NULL, "no entry %s", kname);
+                if (body) {
+                    const char *end = strstr(body + 1, ".entry");
+                    size_t len = end ? (size_t)(end - body) : strlen(body);
+                    char *b = strndup(body, len);
+                    EXPECTF(strstr(b, "bar.sync") != NULL && strstr(b, "ld.shared.f32") != NULL && strstr(b, "st.shared.f32") != NULL,
+                            "%s: no barrier / shared loads and stores", kname);
+                    EXPECTF(strstr(b, ".maxntid 64, 1, 1") != NULL, "%s: no .maxntid 64", kname);
+                    EXPECTF(count(b, "fma.rn.f32") >= 2 * 16 * (int)heads[h], "%s: %d fma", kname, count(b, "fma.rn.f32"));
+                    free(b);
+                }
+                if (ptx && ptxas[0]) {
+                    char *log = NULL, why[512];
+                    EXPECTF(assemble(ptx, arch[a], &log, why, sizeof why) == 0, "%s", why);
+                    int regs = -1, smem = -1, spills = -1, stack = -1;
+                    EXPECTF(log && ptxas_info(log, kname, &regs, &smem, &spills, &stack) == 0, "no ptxas -v facts for %s", kname);
+                    EXPECTF(smem > 0 && smem <= 48 * 1024, "smem %d bytes", smem);
+                    EXPECTF(spills == 0, "%d bytes spill stores", spills);
+                    EXPECTF(stack == 0, "%d bytes stack frame", stack);
+                    printf("    %s %s: %d registers, %d bytes smem, %d spill stores, %d stack\n", kname, arch[a], regs, smem, spills, stack);
+                    free(log);
+                }
+            }
+            EXPECTF(nattn == 2, "%d attention kernels", nattn);
+            if (d) tl_gpudesc_free(d);
+            if (dref) tl_gpudesc_free(dref);
+            tl_loops_free(lp);
+            free(ptx);
+            tl_graph_free(G);
+            case_end();
+        }
+    /* a head of 65: beyond the fused kernels' registers and shared memory, the loop nest */
+    case_begin("attention with K = 65: the reference loop nest");
+    begin();
+    TlGShape s = S(2, 16, 65);
+    int q = input(TL_F32, s, -1, 1);
+    tl_graph_add_output(G, tl_g_attn(G, q, q, q, 0.1, L));
+    char err[512];
+    TlLProgram *lp = tl_loops_lower(G, err, sizeof err);
+    TlGpuDesc *d = lp ? tl_nvptx_describe(lp, &(TlNvptxOptions){.arch = "sm_80", .opt_level = 3}, "k65", err, sizeof err) : NULL;
+    EXPECTF(d != NULL, "%s", err);
+    for (int kk = 0; d && kk < lp->nkern; kk++)
+        if (lp->kern[kk].attn.on) EXPECT(d->kern[kk].launch != TL_GPL_ATTN);
+    if (d) tl_gpudesc_free(d);
+    tl_loops_free(lp);
+    tl_graph_free(G);
+    case_end();
+}
+
 /* Stats of the one kernel of G stored into (the kernel named like `suffix`), or NULL. */
 static const TlGpuKernelStat *stat_of(TlGpuKernelStat *st, const TlLProgram *lp, const char *suffix) {
     for (int k = 0; k < lp->nkern; k++)
@@ -517,6 +607,7 @@ int main(int argc, char **argv) {
     spread_cases();
     gemm_structure();
     mma_structure();
+    attn_structure();
     unary_cases();
     binary_cases();
     cast_cases();

@@ -11,6 +11,7 @@
  * vector and guarded loads, edges, batches, rounding. The semantics of ldmatrix and
  * mma.m16n8k16 here are the PTX ISA's fragment layouts (docs/nvptx.md); the GPU run
  * (test_gpu_diff) checks them against the hardware. */
+#include <fenv.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ enum { NTHR = TL_GPU_BLOCK, NWARP = NTHR / 32, STACK = 256 * 1024 };
 static ucontext_t sched_ctx, thr_ctx[NTHR];
 static char *stacks;
 static int cur, finished[NTHR];
+static int nthr = NTHR; /* threads of the current launch's blocks (attention: TL_GPU_ATTN_ROWS) */
 static unsigned ctaid[3], nctaid[3];
 static long progress;
 static int bar_count, bar_gen, warp_count[NWARP], warp_gen[NWARP];
@@ -61,14 +63,14 @@ static void warp_sync(void) { arrive(&warp_count[cur / 32], &warp_gen[cur / 32],
 static uint32_t emu_tid_x(void) { return (uint32_t)cur; }
 static uint32_t emu_zero(void) { return 0; }
 static uint32_t emu_one(void) { return 1; }
-static uint32_t emu_ntid_x(void) { return NTHR; }
+static uint32_t emu_ntid_x(void) { return (uint32_t)nthr; }
 static uint32_t emu_ctaid_x(void) { return ctaid[0]; }
 static uint32_t emu_ctaid_y(void) { return ctaid[1]; }
 static uint32_t emu_ctaid_z(void) { return ctaid[2]; }
 static uint32_t emu_nctaid_x(void) { return nctaid[0]; }
 static uint32_t emu_nctaid_y(void) { return nctaid[1]; }
 static uint32_t emu_nctaid_z(void) { return nctaid[2]; }
-static void emu_barrier0(void) { arrive(&bar_count, &bar_gen, NTHR); }
+static void emu_barrier0(void) { arrive(&bar_count, &bar_gen, nthr); }
 
 /* shfl.sync.bfly.b32 (full mask): lane t gets lane t ^ m's value; every lane posts, waits
  * for the warp, reads, and waits again before a later shuffle overwrites the slots */
@@ -172,6 +174,24 @@ static void emu_cp_wait(int32_t n) {
 }
 static void emu_cp_wait_all(void) { emu_cp_commit(), emu_cp_wait(0); }
 
+/* ex2.approx.ftz.f32 / lg2.approx.ftz.f32 (libdevice's expf and logf): the exact 2^x and
+ * log2 x rounded to f32 (the hardware's are within 2 ulp), subnormal inputs and results
+ * flushed to zero */
+static float ftz(float x) { return fabsf(x) < 0x1p-126f ? copysignf(0.0f, x) : x; }
+static float emu_ex2(float x) { return ftz((float)exp2((double)ftz(x))); }
+static float emu_lg2(float x) { return (float)log2((double)ftz(x)); }
+/* saturate.f32: x clamped to [0, 1], NaN to 0 */
+static float emu_sat(float x) { return x > 0 ? (x < 1 ? x : 1) : 0; }
+static float emu_sat_ftz(float x) { return emu_sat(ftz(x)); }
+/* fma.rm.f32: a b + c rounded toward -inf (libdevice's expf) */
+static float emu_fma_rm(float a, float b, float c) {
+    int mode = fegetround();
+    fesetround(FE_DOWNWARD);
+    volatile float r = fmaf(a, b, c);
+    fesetround(mode);
+    return r;
+}
+
 static uint32_t emu_ff2bf16x2(float a, float b) {
     uint32_t r = 0;
     float v[2] = {b, a};
@@ -211,6 +231,11 @@ static const Repl repls[] = {
     {"llvm.nvvm.read.ptx.sreg.nctaid.y", "emu_nctaid_y", (void *)emu_nctaid_y},
     {"llvm.nvvm.read.ptx.sreg.nctaid.z", "emu_nctaid_z", (void *)emu_nctaid_z},
     {"llvm.nvvm.barrier0", "emu_barrier0", (void *)emu_barrier0},
+    {"llvm.nvvm.ex2.approx.ftz.f", "emu_ex2", (void *)emu_ex2},
+    {"llvm.nvvm.lg2.approx.ftz.f", "emu_lg2", (void *)emu_lg2},
+    {"llvm.nvvm.saturate.ftz.f", "emu_sat_ftz", (void *)emu_sat_ftz},
+    {"llvm.nvvm.saturate.f", "emu_sat", (void *)emu_sat},
+    {"llvm.nvvm.fma.rm.f", "emu_fma_rm", (void *)emu_fma_rm},
     {"llvm.nvvm.shfl.sync.bfly.i32", "emu_shfl_bfly", (void *)emu_shfl_bfly},
     {"llvm.nvvm.ldmatrix.sync.aligned.m8n8.x4.b16", "emu_ldmatrix", (void *)emu_ldmatrix},
     {"llvm.nvvm.ldmatrix.sync.aligned.m8n8.x4.trans.b16", "emu_ldmatrix", (void *)emu_ldmatrix},
@@ -286,6 +311,16 @@ static void rewrite_call(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef call, c
         LLVMValueRef args[2] = {LLVMGetOperand(call, 0), LLVMGetOperand(call, 1)};
         LLVMValueRef f = host_fn(m, r->fn, i32, at, 2);
         res = LLVMBuildBitCast(b, LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, args, 2, ""), rt, "");
+    } else if (strstr(r->intr, "ex2.") || strstr(r->intr, "lg2.") || strstr(r->intr, "saturate")) { /* f32 -> f32 */
+        LLVMTypeRef at[1] = {f32};
+        LLVMValueRef args[1] = {LLVMGetOperand(call, 0)};
+        LLVMValueRef f = host_fn(m, r->fn, f32, at, 1);
+        res = LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, args, 1, "");
+    } else if (strstr(r->intr, "fma.rm")) { /* f32 x 3 -> f32 */
+        LLVMTypeRef at[3] = {f32, f32, f32};
+        LLVMValueRef args[3] = {LLVMGetOperand(call, 0), LLVMGetOperand(call, 1), LLVMGetOperand(call, 2)};
+        LLVMValueRef f = host_fn(m, r->fn, f32, at, 3);
+        res = LLVMBuildCall2(b, LLVMGlobalGetValueType(f), f, args, 3, "");
     } else if (strstr(r->intr, "shfl")) { /* (mask, value, lane mask, clamp) */
         LLVMTypeRef at[2] = {i32, i32};
         LLVMValueRef args[2] = {LLVMGetOperand(call, 1), LLVMGetOperand(call, 2)};
@@ -303,6 +338,7 @@ static void rewrite_call(LLVMModuleRef m, LLVMBuilderRef b, LLVMValueRef call, c
 /* Host triple and data layout, kernels with the C calling convention, every llvm.nvvm.*
  * call rewritten; -1 with the intrinsic's name in err when one is not emulated. */
 static int retarget(LLVMModuleRef m, LLVMTargetMachineRef tm, char *err, int errn) {
+    err[0] = 0;
     char *triple = LLVMGetDefaultTargetTriple();
     LLVMSetTarget(m, triple);
     LLVMDisposeMessage(triple);
@@ -325,20 +361,25 @@ static int retarget(LLVMModuleRef m, LLVMTargetMachineRef tm, char *err, int err
                 (name[strlen(repls[i].intr)] == 0 || name[strlen(repls[i].intr)] == '.') &&
                 !(strstr(name, "trans") && !strstr(repls[i].intr, "trans")))
                 r = &repls[i];
-        if (!r) { snprintf(err, (size_t)errn, "no emulation of %s", name); LLVMDisposeBuilder(b); return -1; }
+        if (!r) { /* every one not emulated, in the message */
+            size_t at = strlen(err);
+            snprintf(err + at, (size_t)errn - at, "%s%s", at ? ", " : "no emulation of ", name);
+            continue;
+        }
         LLVMValueRef calls[4096];
         int nc = 0;
         for (LLVMUseRef u = LLVMGetFirstUse(f); u && nc < 4096; u = LLVMGetNextUse(u)) calls[nc++] = LLVMGetUser(u);
         for (int i = 0; i < nc; i++) rewrite_call(m, b, calls[i], r);
     }
     LLVMDisposeBuilder(b);
-    return 0;
+    return err[0] ? -1 : 0;
 }
 
 /* ---- running a program ---- */
 
 typedef void (*K0)(void);
-static int launched[4], collapsed, inner; /* kernels run per launch kind; collapsed; inner-parallel */
+static int launched[5], collapsed, inner; /* kernels run per launch kind; collapsed; inner-parallel */
+static int attn_fwd, attn_bwd;  /* fused attention kernels run */
 static void *kfn;
 static int64_t kargs[64];
 static int nkargs;
@@ -367,7 +408,7 @@ static void thread_main(void) {
 /* fresh contexts for the NTHR threads of a block (getcontext returns twice: kept out of
  * run_grid's loops) */
 static void start_threads(void) {
-    for (int t = 0; t < NTHR; t++) {
+    for (int t = 0; t < nthr; t++) {
         finished[t] = 0;
         getcontext(&thr_ctx[t]);
         thr_ctx[t].uc_stack.ss_sp = stacks + (size_t)t * STACK;
@@ -389,10 +430,10 @@ static int run_grid(unsigned gx, unsigned gy, unsigned gz) {
                 memset(warp_count, 0, sizeof warp_count);
                 memset(ncp, 0, sizeof ncp), memset(ngroup, 0, sizeof ngroup);
                 start_threads();
-                for (int alive = NTHR; alive;) {
+                for (int alive = nthr; alive;) {
                     long before = progress;
                     alive = 0;
-                    for (int t = 0; t < NTHR; t++)
+                    for (int t = 0; t < nthr; t++)
                         if (!finished[t]) {
                             cur = t;
                             swapcontext(&sched_ctx, &thr_ctx[t]);
@@ -400,7 +441,7 @@ static int run_grid(unsigned gx, unsigned gy, unsigned gz) {
                         }
                     if (alive && progress == before) return -1;
                 }
-                for (int t = 0; t < NTHR; t++)
+                for (int t = 0; t < nthr; t++)
                     if (ncp[t]) return -2; /* copies never waited for */
             }
     return 0;
@@ -490,12 +531,21 @@ static int exec_host(Emu *e, int h, char *err, int errn) {
         }
         if (!(kfn = lookup(e, k->name, err, errn))) { free(panels); return -1; }
         unsigned gx = 1, gy = 1, gz = 1; /* flat, warp, block: one block; grid-stride loops cover n */
+        nthr = NTHR;
+        if (kind == TL_GPU_LAUNCH_ATTN) { /* runtime/gpuprog.c's geometry */
+            int64_t T = tl_loops_eval(lp, k->attn.t, e->syms);
+            gx = (unsigned)((T + TL_GPU_ATTN_ROWS - 1) / TL_GPU_ATTN_ROWS), gy = (unsigned)tl_loops_eval(lp, k->attn.bh, e->syms);
+            gz = k->attn.grad ? 2 : 1, nthr = TL_GPU_ATTN_ROWS;
+            if (k->attn.grad) attn_bwd++;
+            else attn_fwd++;
+        }
         if (kind == TL_GPU_LAUNCH_GEMM) {
             int64_t m = tl_loops_eval(lp, k->gemm.m, e->syms), n = tl_loops_eval(lp, k->gemm.n, e->syms);
             gx = (unsigned)((n + TL_GEMM_BN - 1) / TL_GEMM_BN), gy = (unsigned)((m + TL_GEMM_BM - 1) / TL_GEMM_BM);
             gz = (unsigned)tl_loops_eval(lp, k->gemm.batch, e->syms);
         }
         int rc = grid_err(run_grid(gx, gy, gz), k->name, err, errn);
+        nthr = NTHR;
         free(panels);
         if (rc) return -1;
     }
@@ -760,20 +810,32 @@ int main(void) {
     tl_diag_set_output(stdout);
     stacks = malloc((size_t)NTHR * STACK);
     if (!stacks) return 1;
-    for (emu_regs = 0; emu_regs < 2; emu_regs++) gpu_mma_cases();
+    const char *only = getenv("TL_EMU_ONLY"); /* "attn": only the attention cases (debugging) */
+    int all = !only || strcmp(only, "attn") != 0;
+    for (emu_regs = 0; emu_regs < 2 && all; emu_regs++) gpu_mma_cases();
     printf("# %d tensor-core GEMM cases emulated (both paths)\n", ncases);
     emu_regs = 0;
     ncases = 0;
     emu_parallel = 1;
-    gpu_parallel_cases();
+    if (all) gpu_parallel_cases();
     emu_parallel = 0;
     printf("# %d cases of the parallel schedules emulated: %d flat, %d warp, %d block kernels run; %d with collapsed loops, "
            "%d inner-parallel\n", ncases, launched[TL_GPU_LAUNCH_FLAT], launched[TL_GPU_LAUNCH_WARP], launched[TL_GPU_LAUNCH_BLOCK],
            collapsed, inner);
     case_begin("the parallel cases ran every new schedule");
-    EXPECTF(launched[TL_GPU_LAUNCH_WARP] > 0 && launched[TL_GPU_LAUNCH_BLOCK] >= 6 && collapsed > 0 && inner > 0,
+    EXPECTF(launched[TL_GPU_LAUNCH_ATTN] == 0, "%d attention kernels", launched[TL_GPU_LAUNCH_ATTN]);
+    EXPECTF(!all || (launched[TL_GPU_LAUNCH_WARP] > 0 && launched[TL_GPU_LAUNCH_BLOCK] >= 6 && collapsed > 0 && inner > 0),
             "%d warp, %d block kernels, %d collapsed, %d inner-parallel", launched[TL_GPU_LAUNCH_WARP],
             launched[TL_GPU_LAUNCH_BLOCK], collapsed, inner);
+    case_end();
+    /* fused attention (nvptx_attn.c), forward and backward, against the interpreter */
+    ncases = 0;
+    emu_parallel = 1;
+    attention_cases();
+    emu_parallel = 0;
+    printf("# %d attention cases emulated: %d forward, %d backward fused kernels run\n", ncases, attn_fwd, attn_bwd);
+    case_begin("the attention cases ran the fused kernels");
+    EXPECTF(attn_fwd >= 13 && attn_bwd >= 13 && launched[TL_GPU_LAUNCH_ATTN] == attn_fwd + attn_bwd, "%d forward, %d backward", attn_fwd, attn_bwd);
     case_end();
     free(stacks);
     return check_done();
