@@ -85,6 +85,7 @@ static void check_utf8(TlLexer *L, const unsigned char *p, const unsigned char *
 /* ---- scratch buffer for decoded strings ---- */
 
 static void buf_put(TlLexer *L, const void *p, size_t n) {
+    if (n == 0) return; /* memcpy from or to NULL is undefined even for 0 bytes */
     if (L->buflen + n > L->bufcap) {
         size_t cap = L->bufcap ? L->bufcap : 64;
         while (cap < L->buflen + n) cap *= 2;
