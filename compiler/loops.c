@@ -894,19 +894,31 @@ static void attn_desc(Lower *L, TlLKernel *k, int id, int grad, int bh, int T, i
     a->bq = grad ? 64 : 32, a->bk = 64;
 }
 
+/* What attn and attn_grad share: their kernel, the head count bh (every leading dim of q),
+ * and the nest's sizes, compute type and scale. */
+static TlLKernel *attn_begin(Lower *L, int id, const char *name, AttnNest *A, int *bh) {
+    const TlGNode *n = &L->g->nodes[id];
+    const TlGNode *qn = &L->g->nodes[n->in[0]];
+    TlLProgram *p = L->p;
+    TlLKernel *k = new_kernel(L, id, name);
+    int r = qn->shape.rank;
+    int T = dim_expr(L, qn->shape.dim[r - 2]), K = dim_expr(L, qn->shape.dim[r - 1]);
+    *bh = tl_loops_int(p, TL_LT_I64, 1);
+    for (int a = 0; a < r - 2; a++) *bh = tl_loops_bin(p, TL_LOP_MUL, *bh, dim_expr(L, qn->shape.dim[a]));
+    *A = (AttnNest){L, n->dtype, K, T, -1, tl_loops_compute_type(n->dtype)};
+    A->scale = tl_loops_flt(p, A->ct, n->fill);
+    return k;
+}
+
 /* attn, per row r = (b, i): m = max_{j<=i} s_ij; l = sum_j exp(s_ij - m);
  * o_r = sum_j exp(s_ij - m) / l v_j; o_rK = m + log l.   s_ij = scale q_i.k_j */
 static int lower_attn(Lower *L, int id) {
     const TlGNode *n = &L->g->nodes[id];
-    const TlGNode *qn = &L->g->nodes[n->in[0]];
     TlLProgram *p = L->p;
-    TlLKernel *k = new_kernel(L, id, "attn");
-    int r = qn->shape.rank;
-    int T = dim_expr(L, qn->shape.dim[r - 2]), K = dim_expr(L, qn->shape.dim[r - 1]);
-    int bh = tl_loops_int(p, TL_LT_I64, 1);
-    for (int a = 0; a < r - 2; a++) bh = tl_loops_bin(p, TL_LOP_MUL, bh, dim_expr(L, qn->shape.dim[a]));
-    AttnNest A = {L, n->dtype, K, T, -1, tl_loops_compute_type(n->dtype)};
-    A.scale = tl_loops_flt(p, A.ct, n->fill);
+    int bh;
+    AttnNest A;
+    TlLKernel *k = attn_begin(L, id, "attn", &A, &bh);
+    int T = A.T, K = A.K;
     int rows = attn_mul(&A, bh, T), rv;
     Nest outer = open_nest(L, -1, 1, &rows, &rv, 1);
     int row = outer.outer, re = tl_loops_var(p, rv);
@@ -942,15 +954,11 @@ static int lower_attn(Lower *L, int id) {
  * with P_ij = exp(s_ij - L_i), ds_ij = P_ij (g_i.v_j - D_i), D_i = g_i.o_i - g_iK. */
 static int lower_attn_grad(Lower *L, int id) {
     const TlGNode *n = &L->g->nodes[id];
-    const TlGNode *qn = &L->g->nodes[n->in[0]];
     TlLProgram *p = L->p;
-    TlLKernel *k = new_kernel(L, id, "attn_grad");
-    int r = qn->shape.rank;
-    int T = dim_expr(L, qn->shape.dim[r - 2]), K = dim_expr(L, qn->shape.dim[r - 1]);
-    int bh = tl_loops_int(p, TL_LT_I64, 1);
-    for (int a = 0; a < r - 2; a++) bh = tl_loops_bin(p, TL_LOP_MUL, bh, dim_expr(L, qn->shape.dim[a]));
-    AttnNest A = {L, n->dtype, K, T, -1, tl_loops_compute_type(n->dtype)};
-    A.scale = tl_loops_flt(p, A.ct, n->fill);
+    int bh;
+    AttnNest A;
+    TlLKernel *k = attn_begin(L, id, "attn_grad", &A, &bh);
+    int T = A.T, K = A.K;
     int Q = n->in[0], Kn = n->in[1], V = n->in[2], O = n->in[3], G = n->in[4];
     int rows = attn_mul(&A, bh, T), rv;
     Nest outer = open_nest(L, -1, 1, &rows, &rv, 1);

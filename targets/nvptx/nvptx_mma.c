@@ -254,24 +254,39 @@ static void block_origin(NvCg *c, LLVMValueRef *bm0, LLVMValueRef *bn0) {
     *bn0 = LLVMBuildMul(B, LLVMBuildUDiv(B, in, rows, ""), i64c(c, BN), "");
 }
 
+/* What both tensor-core kernels start with: sizes, C's row stride, the thread's lane and
+ * warp, the warp's tile origin (wm, wn) in the block tile, the block's origin (grouped
+ * rasterization: block_origin), the batch index bz and C's base for that batch. */
+typedef struct MmaFrame {
+    LLVMValueRef M, N, K, scm, tid, lane, wm, wn, bm0, bn0, bz, C0;
+} MmaFrame;
+
+static MmaFrame mma_frame(NvCg *c, const TlLGemm *g) {
+    LLVMBuilderRef B = c->b;
+    MmaFrame F;
+    F.M = tl_nvptx_gen(c, g->m), F.N = tl_nvptx_gen(c, g->n), F.K = tl_nvptx_gen(c, g->k);
+    F.scm = tl_nvptx_gen(c, g->sc_m);
+    F.tid = tl_nvptx_sreg(c, "tid.x");
+    F.lane = LLVMBuildAnd(B, F.tid, i64c(c, 31), "");
+    LLVMValueRef warp = LLVMBuildLShr(B, F.tid, i64c(c, 5), "");
+    F.wm = LLVMBuildMul(B, LLVMBuildLShr(B, warp, i64c(c, 2), ""), i64c(c, WM), "");
+    F.wn = LLVMBuildMul(B, LLVMBuildAnd(B, warp, i64c(c, 3), ""), i64c(c, WN), "");
+    block_origin(c, &F.bm0, &F.bn0);
+    F.bz = tl_nvptx_sreg(c, "ctaid.z");
+    LLVMValueRef offc = LLVMBuildMul(B, F.bz, tl_nvptx_gen(c, g->sc_b), "");
+    F.C0 = LLVMBuildInBoundsGEP2(B, c->f32, c->bufv[g->c], &offc, 1, "");
+    return F;
+}
+
 void tl_nvptx_gen_mma(NvCg *c, const TlLGemm *g) {
     LLVMBuilderRef B = c->b;
     const TlLProgram *p = c->p;
     TlDType dt = g->dtype;
-    LLVMValueRef M = tl_nvptx_gen(c, g->m), N = tl_nvptx_gen(c, g->n), K = tl_nvptx_gen(c, g->k);
-    LLVMValueRef scm = tl_nvptx_gen(c, g->sc_m);
-    LLVMValueRef tid = tl_nvptx_sreg(c, "tid.x");
-    LLVMValueRef lane = LLVMBuildAnd(B, tid, i64c(c, 31), ""), warp = LLVMBuildLShr(B, tid, i64c(c, 5), "");
-    LLVMValueRef wm = LLVMBuildMul(B, LLVMBuildLShr(B, warp, i64c(c, 2), ""), i64c(c, WM), "");
-    LLVMValueRef wn = LLVMBuildMul(B, LLVMBuildAnd(B, warp, i64c(c, 3), ""), i64c(c, WN), "");
-    /* grouped rasterization (block_origin) */
-    LLVMValueRef bm0, bn0;
-    block_origin(c, &bm0, &bn0);
-    LLVMValueRef bz = tl_nvptx_sreg(c, "ctaid.z");
+    MmaFrame F = mma_frame(c, g);
+    LLVMValueRef M = F.M, N = F.N, K = F.K, scm = F.scm, tid = F.tid, lane = F.lane, wm = F.wm, wn = F.wn;
+    LLVMValueRef bm0 = F.bm0, bn0 = F.bn0, bz = F.bz, C0 = F.C0;
     LLVMValueRef offa = LLVMBuildMul(B, bz, tl_nvptx_gen(c, g->sa_b), "");
     LLVMValueRef offb = LLVMBuildMul(B, bz, tl_nvptx_gen(c, g->sb_b), "");
-    LLVMValueRef offc = LLVMBuildMul(B, bz, tl_nvptx_gen(c, g->sc_b), "");
-    LLVMValueRef C0 = LLVMBuildInBoundsGEP2(B, c->f32, c->bufv[g->c], &offc, 1, "");
 
     /* A: rows m, k; B: rows n (its columns), k. A layout is k-inner unless m is the unit
      * stride (A^T views); B's is k-outer unless k is (B^T views). */
@@ -484,17 +499,9 @@ static void ldmatrix_sw(NvCg *c, LLVMValueRef tile, LLVMValueRef lane, LLVMValue
 void tl_nvptx_gen_mma_packed(NvCg *c, const TlLGemm *g, LLVMValueRef scratch) {
     LLVMBuilderRef B = c->b;
     TlDType dt = g->dtype;
-    LLVMValueRef M = tl_nvptx_gen(c, g->m), N = tl_nvptx_gen(c, g->n), K = tl_nvptx_gen(c, g->k);
-    LLVMValueRef scm = tl_nvptx_gen(c, g->sc_m);
-    LLVMValueRef tid = tl_nvptx_sreg(c, "tid.x");
-    LLVMValueRef lane = LLVMBuildAnd(B, tid, i64c(c, 31), ""), warp = LLVMBuildLShr(B, tid, i64c(c, 5), "");
-    LLVMValueRef wm = LLVMBuildMul(B, LLVMBuildLShr(B, warp, i64c(c, 2), ""), i64c(c, WM), "");
-    LLVMValueRef wn = LLVMBuildMul(B, LLVMBuildAnd(B, warp, i64c(c, 3), ""), i64c(c, WN), "");
-    LLVMValueRef bm0, bn0;
-    block_origin(c, &bm0, &bn0);
-    LLVMValueRef bz = tl_nvptx_sreg(c, "ctaid.z");
-    LLVMValueRef offc = LLVMBuildMul(B, bz, tl_nvptx_gen(c, g->sc_b), "");
-    LLVMValueRef C0 = LLVMBuildInBoundsGEP2(B, c->f32, c->bufv[g->c], &offc, 1, "");
+    MmaFrame F = mma_frame(c, g);
+    LLVMValueRef M = F.M, N = F.N, K = F.K, scm = F.scm, tid = F.tid, lane = F.lane, wm = F.wm, wn = F.wn;
+    LLVMValueRef bm0 = F.bm0, bn0 = F.bn0, bz = F.bz, C0 = F.C0;
     Panels P = panels(c, g, M, N, K, bz);
     LLVMValueRef rowb = LLVMBuildMul(B, P.Kp, i64c(c, 2), ""); /* bytes per panel row */
     LLVMValueRef ga = LLVMBuildAdd(B, P.pa, LLVMBuildMul(B, bm0, rowb, ""), "");
