@@ -80,6 +80,7 @@ typedef struct TlLSched {
     int vectorize;     /* 0: LLVM decides; 1: ask for vectorization; >1: that width */
     int unroll;        /* 0: LLVM decides; >1: unroll by that count */
     int64_t tile;      /* set by tl_loops_tile on the outer loop of a split: the tile size */
+    int interleave;    /* with vectorize > 1: 0 LLVM decides; >= 1 that interleave count */
 } TlLSched;
 
 typedef enum TlLStmtKind {
@@ -278,6 +279,18 @@ int tl_loops_kernel_loops(const TlLProgram *p, int k, int *loops, int max);
  * iterations are independent (the loops over a kernel's result). 0, or -1 when the loops
  * are not such a nest. */
 int tl_loops_reorder(TlLProgram *p, int k, const int *loops, int n, const int *perm);
+
+/* CPU pass (loops_colsum.c): reductions over a tensor's leading axes into its last axis
+ * (bias and layer_norm weight gradients) turned inside out, tiles of outputs with their
+ * accumulators in a scratch buffer, so the inner loop has unit stride; bitwise the same
+ * results. Returns the number of kernels rewritten; TL_COLSUM=0: none. */
+int tl_loops_colsum(TlLProgram *p);
+/* CPU pass (loops_colsum.c): an f64 accumulation over a unit-stride innermost loop (a row
+ * sum: layer_norm, softmax, cross-entropy) vectorized as 8 partial sums (vectorize 8,
+ * interleave 1) instead of one chain of dependent adds. Reassociates the f64 sum (each
+ * result still rounds to f32 after it); fixed by the code, so the same for any thread
+ * count and in fused and unfused programs. Returns the loops marked; TL_ROWSUM=0: none. */
+int tl_loops_rowsum(TlLProgram *p);
 
 /* Types */
 TlLType tl_loops_storage_type(TlDType t);

@@ -90,6 +90,7 @@ static void print_stmts(FILE *f, const TlLProgram *p, int s, int d) {
             fputs(")", f);
             if (t->sched.vectorize == 1) fputs(" vectorize", f);
             if (t->sched.vectorize > 1) fprintf(f, " vectorize(%d)", t->sched.vectorize);
+            if (t->sched.vectorize > 1 && t->sched.interleave > 0) fprintf(f, " interleave(%d)", t->sched.interleave);
             if (t->sched.unroll > 1) fprintf(f, " unroll(%d)", t->sched.unroll);
             if (t->sched.tile) fprintf(f, " tile(%lld)", (long long)t->sched.tile);
             fputs(" {\n", f);

@@ -407,6 +407,7 @@ static int emit_lowered(TlcOptions *o, TlProgram *prog) {
                 fprintf(stderr, "tlc: --emit=loops: %s\n", err);
                 status = tl_diag_error_count() ? EXIT_INPUT : EXIT_INTERNAL;
             } else {
+                if (!(o->target && strcmp(o->target, "cuda") == 0)) tl_loops_colsum(lp), tl_loops_rowsum(lp); /* what the CPU compiles */
                 int k = o->kernel ? find_kernel(lp, o->kernel) : -1;
                 if (!o->kernel) tl_loops_print(stdout, lp);
                 else if (k >= 0) tl_loops_print_kernel(stdout, lp, k);

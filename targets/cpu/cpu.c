@@ -231,6 +231,7 @@ TlCpuProgram *tl_cpu_compile(const TlGraph *g, const TlCpuOptions *o, char *err,
 TlCpuProgram *tl_cpu_compile_loops(const TlGraph *g, TlLProgram *lp, const TlCpuOptions *o, char *err, int errn) {
     TlCpuProgram *p = calloc(1, sizeof *p);
     if (!p) abort();
+    tl_loops_colsum(lp), tl_loops_rowsum(lp);
     p->g = g, p->lp = lp;
     size_t nb = (size_t)lp->nbuf + 1, nn = (size_t)g->nnodes + 1;
     p->syms = calloc((size_t)lp->nsyms + 1, sizeof *p->syms);
@@ -442,6 +443,7 @@ static char *asm_function(const char *text, const char *fn) {
 static char *emit_text(const TlGraph *g, const TlCpuOptions *o, const char *kernel, int as_asm, char *err, int errn) {
     TlLProgram *lp = tl_loops_lower(g, err, errn);
     if (!lp) return NULL;
+    tl_loops_colsum(lp), tl_loops_rowsum(lp);
     TlCpuTarget t;
     char *out = NULL;
     if (tl_cpu_target_init(&t, o, err, errn)) { tl_loops_free(lp); return NULL; }

@@ -268,10 +268,12 @@ static LLVMMetadataRef md_prop(Cg *c, const char *name, LLVMValueRef v) {
 
 /* The self-referential llvm.loop node carrying the loop's schedule hints. */
 static void loop_metadata(Cg *c, LLVMValueRef br, const TlLSched *s) {
-    LLVMMetadataRef ops[5];
+    LLVMMetadataRef ops[6];
     int n = 1;
     if (s->vectorize > 1) ops[n++] = md_prop(c, "llvm.loop.vectorize.enable", LLVMConstInt(c->i1, 1, 0));
     if (s->vectorize > 1) ops[n++] = md_prop(c, "llvm.loop.vectorize.width", LLVMConstInt(c->i32, (unsigned)s->vectorize, 0));
+    if (s->vectorize > 1 && s->interleave > 0)
+        ops[n++] = md_prop(c, "llvm.loop.interleave.count", LLVMConstInt(c->i32, (unsigned)s->interleave, 0));
     if (s->unroll > 1) ops[n++] = md_prop(c, "llvm.loop.unroll.count", LLVMConstInt(c->i32, (unsigned)s->unroll, 0));
     if (s->parallel) ops[n++] = md_prop(c, "llvm.loop.mustprogress", NULL);
     if (n == 1) return;
