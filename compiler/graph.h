@@ -134,6 +134,9 @@ typedef enum TlRandomDist { TL_RANDOM_UNIFORM, TL_RANDOM_NORMAL } TlRandomDist;
 
 typedef struct TlGraph TlGraph;
 
+/* shared(t) directives a schedule block may hold (schedule_source.c) */
+#define TL_SCHED_MAX_SHARED 4
+
 typedef struct TlGNode {
     TlGOp op;
     TlDType dtype;
@@ -162,8 +165,11 @@ typedef struct TlGNode {
      * lowering on the result of an index-notation kernel call that has one (an AST
      * TL_N_SCHEDULE node, read by compiler/schedule_source.c); NULL otherwise. Builders
      * leave it NULL, so derived nodes (gradients) have none; copies keep it. sched_kernel:
-     * the TL_N_KERNEL declaration it schedules (its index names). */
+     * the TL_N_KERNEL declaration it schedules (its index names). sched_shared[i]: for
+     * the block's i-th `shared(t)` directive, 1 + the node of the call's argument t (0:
+     * none), so that the Loop IR stage finds t's buffer. */
     const struct TlNode *sched, *sched_kernel;
+    int sched_shared[TL_SCHED_MAX_SHARED];
 } TlGNode;
 
 typedef struct TlGDims TlGDims; /* the dim table; shared by a graph and its scan bodies */

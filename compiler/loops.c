@@ -303,6 +303,10 @@ static TlLKernel *new_kernel(Lower *L, int node, const char *what) {
     k->node = node, k->body = -1, k->par_extent = -1;
     k->sched = node >= 0 ? L->g->nodes[node].sched : NULL;
     k->sched_kernel = node >= 0 ? L->g->nodes[node].sched_kernel : NULL;
+    for (int i = 0; i < TL_SCHED_MAX_SHARED; i++) { /* the arguments are lowered before their consumer */
+        int a = node >= 0 ? L->g->nodes[node].sched_shared[i] - 1 : -1;
+        k->sched_shared_buf[i] = a >= 0 && a < L->g->nnodes ? L->nbuf[a] : -1;
+    }
     int h = new_host(p, TL_LH_KERNEL);
     p->host[h].kernel = p->nkern++;
     host_append(p, L->host, h);

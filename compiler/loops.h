@@ -81,7 +81,13 @@ typedef struct TlLSched {
     int unroll;        /* 0: LLVM decides; >1: unroll by that count */
     int64_t tile;      /* set by tl_loops_tile on the outer loop of a split: the tile size */
     int interleave;    /* with vectorize > 1: 0 LLVM decides; >= 1 that interleave count */
+    int gpu;           /* NVPTX, from a source schedule (TlLKernel.gpu_sched): TL_LGPU_BLOCKS:
+                          the (parallel) loop runs over the grid's blocks; TL_LGPU_THREADS:
+                          over a block's threads (independent iterations); _REDUCE: a sum
+                          or max over it, split across the block's threads and combined */
 } TlLSched;
+
+enum { TL_LGPU_NONE, TL_LGPU_BLOCKS, TL_LGPU_THREADS, TL_LGPU_THREADS_REDUCE };
 
 typedef enum TlLStmtKind {
     TL_LS_LOOP,  /* for var in [lo, hi) { body } */
@@ -188,6 +194,19 @@ typedef struct TlLKernel {
      * into a consumer), which is not applied (a warning says so). */
     const struct TlNode *sched, *sched_kernel, *sched_fused;
     char sched_text[192];  /* what the applied block did, for --emit=schedule */
+    /* The block's GPU directives (docs/nvptx.md "Source schedules"), which only the NVPTX
+     * back end reads: gpu_sched 1: launched as the loops' TlLSched.gpu say, with gpu_block
+     * threads per block (no GEMM, warp or block schedule of its own). gpu_shared[i]: a
+     * buffer one block stages into shared memory: the kernel reads it only at
+     * v * gpu_shared_row[i] + [0, gpu_shared_len[i]) where v is the loop variable of the
+     * blocks loop. sched_shared_buf: the buffers shared(t) named (-1: not one), for the
+     * checks; sched_gpu: the directives as text. */
+    int gpu_sched;
+    int ngpu_shared;
+    int gpu_shared[TL_SCHED_MAX_SHARED];
+    int64_t gpu_shared_row[TL_SCHED_MAX_SHARED], gpu_shared_len[TL_SCHED_MAX_SHARED];
+    int sched_shared_buf[TL_SCHED_MAX_SHARED];
+    char sched_gpu[96];
     TlLAttn attn;          /* causal attention (attn.on), else zeros */
 } TlLKernel;
 

@@ -93,6 +93,8 @@ static void print_stmts(FILE *f, const TlLProgram *p, int s, int d) {
             if (t->sched.vectorize > 1 && t->sched.interleave > 0) fprintf(f, " interleave(%d)", t->sched.interleave);
             if (t->sched.unroll > 1) fprintf(f, " unroll(%d)", t->sched.unroll);
             if (t->sched.tile) fprintf(f, " tile(%lld)", (long long)t->sched.tile);
+            if (t->sched.gpu) /* for the NVPTX back end only (TlLKernel.gpu_sched) */
+                fputs(t->sched.gpu == TL_LGPU_BLOCKS ? " gpu:blocks" : t->sched.gpu == TL_LGPU_THREADS ? " gpu:threads" : " gpu:threads(reduce)", f);
             fputs(" {\n", f);
             print_stmts(f, p, t->body, d + 1);
             indent(f, d);
@@ -201,6 +203,7 @@ static void print_kernel(FILE *f, const TlLProgram *p, int k) {
     if (kn->node >= 0) fprintf(f, "  # %%%d", kn->node);
     fputs(" {\n", f);
     if (kn->sched) fprintf(f, "  # schedule from the source: %s\n", kn->sched_text);
+    if (kn->sched_gpu[0]) fprintf(f, "  # on the GPU (--target=cuda): %s\n", kn->sched_gpu);
     for (int l = 0; l < kn->nlocals; l++) fprintf(f, "  local acc%d: %s\n", l, tl_ltype_name(kn->local_type[l]));
     if (kn->gemm.on) print_gemm(f, p, &kn->gemm);
     print_stmts(f, p, kn->body, 1);

@@ -442,6 +442,22 @@ static int kstmt(KCtx *k, TlNode *s, IVal *out) {
     return 0;
 }
 
+/* The arguments that the block's shared(t) directives name, in order (graph.h). */
+static void sched_shared_args(TlGNode *res, const TlNode *block, const TlNode *kernel, Value **args, int nargs) {
+    int ns = 0;
+    for (int d = 0; d < block->list.n && ns < TL_SCHED_MAX_SHARED; d++) {
+        const TlNode *dir = block->list.v[d];
+        if (!dir || dir->kind != TL_N_CALL || !dir->a || !dir->a->name || strcmp(dir->a->name, "shared")) continue;
+        const TlNode *t = dir->list.n == 1 ? dir->list.v[0] : NULL;
+        int node = -1;
+        for (int i = 0; t && t->name && i < nargs && i < kernel->list.n; i++)
+            if (kernel->list.v[i] && kernel->list.v[i]->name && !strcmp(kernel->list.v[i]->name, t->name) &&
+                args[i]->kind == V_TENSOR)
+                node = args[i]->id;
+        res->sched_shared[ns++] = node + 1;
+    }
+}
+
 Value *lower_kernel_call(Lower *L, TlNode *kernel, Module *mod, Value **args, int nargs, TlLoc loc) {
     if (nargs != kernel->list.n)
         return lower_error(L, loc, "kernel '%s' takes %d arguments, %d given", kernel->name, kernel->list.n, nargs);
@@ -465,8 +481,10 @@ Value *lower_kernel_call(Lower *L, TlNode *kernel, Module *mod, Value **args, in
     if (last.id >= first && res->op != TL_GOP_INPUT && res->op != TL_GOP_PARAM && mod->m->ast && mod->m->ast->root) {
         const TlList *items = &mod->m->ast->root->list;
         for (int i = 0; i < items->n; i++)
-            if (items->v[i] && items->v[i]->kind == TL_N_SCHEDULE && items->v[i]->name && !strcmp(items->v[i]->name, kernel->name))
+            if (items->v[i] && items->v[i]->kind == TL_N_SCHEDULE && items->v[i]->name && !strcmp(items->v[i]->name, kernel->name)) {
                 res->sched = items->v[i], res->sched_kernel = kernel;
+                sched_shared_args(res, items->v[i], kernel, args, nargs);
+            }
     }
     return lv_tensor(L, last.id);
 }

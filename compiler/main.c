@@ -396,7 +396,7 @@ static int emit_lowered(TlcOptions *o, TlProgram *prog) {
                 TlSchedSource *src = calloc((size_t)lp->nkern + 1, sizeof *src);
                 TlKSched *sch = calloc((size_t)lp->nkern + 1, sizeof *sch);
                 tl_schedule_cache_apply(lp, key, NULL, NULL, src, sch);
-                tl_schedule_print(stdout, lp, src, sch);
+                tl_schedule_print(stdout, lp, src, sch, o->target && !strcmp(o->target, "cuda"));
                 free(src);
                 free(sch);
                 tl_loops_free(lp);

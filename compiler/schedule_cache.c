@@ -196,14 +196,20 @@ int tl_schedule_cache_apply(TlLProgram *p, const char *target_key, const int64_t
     return changed;
 }
 
-void tl_schedule_print(FILE *f, const TlLProgram *p, const TlSchedSource *src, const TlKSched *scheds) {
+void tl_schedule_print(FILE *f, const TlLProgram *p, const TlSchedSource *src, const TlKSched *scheds, int gpu) {
     for (int k = 0; k < p->nkern; k++) {
         char buf[512];
         TlKSched d;
         if (scheds) d = scheds[k];
         else tl_ksched_default(p, k, &d);
         tl_ksched_format(&d, buf, sizeof buf);
-        if (src && src[k] == TL_SCHED_SOURCE) snprintf(buf, sizeof buf, "%s", p->kern[k].sched_text);
+        const TlLKernel *K = &p->kern[k];
+        if (src && src[k] == TL_SCHED_SOURCE && !K->sched_gpu[0]) snprintf(buf, sizeof buf, "%s", K->sched_text);
+        else if (src && src[k] == TL_SCHED_SOURCE && gpu && !strcmp(K->sched_text, "default"))
+            snprintf(buf, sizeof buf, "%s", K->sched_gpu);
+        else if (src && src[k] == TL_SCHED_SOURCE && gpu) snprintf(buf, sizeof buf, "%s %s", K->sched_text, K->sched_gpu);
+        else if (src && src[k] == TL_SCHED_SOURCE)
+            snprintf(buf, sizeof buf, "%s [GPU only, ignored on the CPU: %s]", K->sched_text, K->sched_gpu);
         fprintf(f, "%-28s %-8s %s\n", p->kern[k].name, tl_sched_source_name(src ? src[k] : TL_SCHED_DEFAULT), buf);
     }
 }

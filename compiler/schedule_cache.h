@@ -66,8 +66,9 @@ int tl_schedule_cache_apply(TlLProgram *p, const char *target_key, const int64_t
                             TlSchedSource *src, TlKSched *scheds);
 
 /* --emit=schedule: one line per kernel: name, where its schedule came from, the schedule
- * (scheds NULL: each kernel's default). */
-void tl_schedule_print(FILE *f, const TlLProgram *p, const TlSchedSource *src, const TlKSched *scheds);
+ * (scheds NULL: each kernel's default). gpu: for --target=cuda, where a source block's
+ * GPU directives apply (TlLKernel.sched_gpu); on the CPU they are listed as ignored. */
+void tl_schedule_print(FILE *f, const TlLProgram *p, const TlSchedSource *src, const TlKSched *scheds, int gpu);
 
 struct TlCpuProgram;
 struct TlCpuOptions;

@@ -22,8 +22,10 @@
  * than a constant extent, vectorize on a loop that is not innermost, order or parallel on a
  * loop outside the result nest, a name with no loop in the kernel. Those are errors at the
  * directive's location (dsl/diag.h) and make the lowering fail: an invalid schedule never
- * compiles. gpu_blocks, gpu_threads and shared are accepted and reported as not applied
- * (a warning): the NVPTX back end picks its launch shapes itself (docs/nvptx.md).
+ * compiles. gpu_blocks, gpu_threads and shared are recorded for the NVPTX back end
+ * (TlLKernel.gpu_sched, TlLSched.gpu, gpu_shared: docs/nvptx.md "Source schedules") after
+ * the same kind of checks (a reduction or a loop with independent iterations under
+ * gpu_threads, a row of the blocks loop under shared); the CPU ignores them.
  *
  * A schedule on a matmul kernel that the GEMM generator would compile (TlLGemm) runs the
  * scheduled loop nest instead: the source asked for those loops.

@@ -369,17 +369,32 @@ void sema_check_schedule(Sema *S, TlNode *s) {
             }
             if (d->list.n == 0) tl_error(d->loc, "tile needs at least one index = size");
             break;
-        case 1: case 4: case 5: case 6: /* order, parallel, gpu_blocks, gpu_threads */
-            if (npos == 0 || (which == 4 && npos != 1))
-                tl_error(d->loc, "'%s' takes %s", dn, which == 4 ? "one index" : "index names");
+        case 6: { /* gpu_threads(j) or gpu_threads(j = 128) */
+            TlNode *a = d->list.n == 1 ? d->list.v[0] : NULL;
+            if (!a) {
+                tl_error(d->loc, "'gpu_threads' takes one index, or index = threads per block, like gpu_threads(j = 128)");
+                break;
+            }
+            TlNode id = *a;
+            if (a->kind == TL_N_KWARG) id.kind = TL_N_IDENT;
+            check_sched_index(S, &id, names, n, kernel);
+            int64_t v;
+            if (a->kind == TL_N_KWARG && a->a && const_pos_int(S, a->a, "a thread count", &v) &&
+                (v < 32 || v > 1024 || (v & (v - 1))))
+                tl_error(a->a->loc, "a thread count must be a power of two from 32 to 1024, not %lld", (long long)v);
+            break;
+        }
+        case 1: case 4: case 5: /* order, parallel, gpu_blocks */
+            if (npos == 0 || (which >= 4 && npos != 1))
+                tl_error(d->loc, "'%s' takes %s", dn, which >= 4 ? "one index" : "index names");
             for (int j = 0; j < d->list.n; j++) {
                 TlNode *a = d->list.v[j];
                 if (!a) continue;
                 if (a->kind == TL_N_KWARG) tl_error(a->loc, "'%s' takes index names, not keyword arguments", dn);
-                else if (check_sched_index(S, a, names, n, kernel) && (which == 1 || which == 4) &&
-                         !result_index(kernel, a->name))
+                else if (check_sched_index(S, a, names, n, kernel) && !result_index(kernel, a->name))
                     tl_error(a->loc, "%s(%s): '%s' is a reduction index of kernel '%s'; only the indices of its result "
-                                     "can be %s", dn, a->name, a->name, kernel->name, which == 4 ? "parallel" : "reordered");
+                                     "can %s", dn, a->name, a->name, kernel->name,
+                             which == 4 ? "be parallel" : which == 5 ? "run over the grid's blocks" : "be reordered");
                 else if (a->kind == TL_N_IDENT && a->name)
                     for (int q = 0; q < j; q++)
                         if (d->list.v[q] && d->list.v[q]->name && !strcmp(d->list.v[q]->name, a->name))

@@ -53,7 +53,7 @@ int tl_gpudesc_check(const TlGpuDesc *d, char *err, int errn) {
     for (int k = 0; k < d->nkern; k++) {
         const TlGpuKernel *g = &d->kern[k];
         int ok = g->name && g->launch >= TL_GPL_FLAT && g->launch <= TL_GPL_ATTN && EX_OK(g->par_extent, 1) && g->nused >= 0;
-        if (ok) ok = g->block == 0 || (g->launch == TL_GPL_FLAT && g->block >= 1 && g->block <= d->block);
+        if (ok) ok = g->block == 0 || (g->launch == TL_GPL_FLAT && g->block >= 1 && g->block <= 1024); /* CUDA's limit */
         if (ok && (g->launch == TL_GPL_GEMM || g->launch == TL_GPL_ATTN)) ok = EX_OK(g->gemm_m, 0) && EX_OK(g->gemm_n, 0) && EX_OK(g->gemm_batch, 0);
         if (ok) ok = g->mma_pack == 0 || (g->mma_pack == 1 && g->launch == TL_GPL_GEMM && EX_OK(g->gemm_k, 0));
         for (int u = 0; ok && u < g->nused; u++) ok = g->used[u] >= 0 && g->used[u] < d->nbuf;

@@ -88,7 +88,7 @@ typedef struct TlGpuKernel {
                                          the buffers, 2 * batch * Kp * (Mp + Np) bytes (Mp, Np, Kp:
                                          M, N, K rounded up to gemm_bm, gemm_bn, TL_GPU_MMA_PACK_K) */
     int32_t gemm_k;                   /* expression (packed GEMM launches), else -1 */
-    int32_t block;                    /* flat launches: threads per block, 0: the program's (schedule data: tlc tune --target cuda) */
+    int32_t block;                    /* flat launches: threads per block (up to 1024), 0: the program's (schedule data: tlc tune --target cuda, a source schedule's gpu_threads) */
     int32_t nused;
     int32_t *used;                    /* buffers passed as parameters, in order */
 } TlGpuKernel;

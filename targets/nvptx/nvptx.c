@@ -167,6 +167,10 @@ static int launch_extent(Describe *b, const NvTarget *t, int k, TlGpuLaunchKind 
         return hi < 0 || lo < 0 ? -1 : dpush(b, (TlGpuExpr){TL_GPX_BIN, TL_GPO_SUB, hi, lo, -1, 0});
     }
     int e = dex(b, lp->kern[k].par_extent);
+    if (e >= 0 && tl_nvptx_blocks_loop(lp, k) >= 0) { /* a block of gpu_block threads per iteration */
+        int threads = dpush(b, (TlGpuExpr){TL_GPX_INT, 0, -1, -1, -1, lp->kern[k].gpu_block});
+        return dpush(b, (TlGpuExpr){TL_GPX_BIN, TL_GPO_MUL, e, threads, -1, 0});
+    }
     for (int j = 1; j < n && e >= 0; j++) {
         const TlLStmt *l = &lp->st[loops[j]];
         int hi = dex(b, l->hi), lo = dex(b, l->lo);
@@ -259,7 +263,8 @@ static TlGpuDesc *describe(const TlLProgram *lp, const NvTarget *t, const char *
         g->launch = (int)tl_nvptx_plan(lp, k, t, used);
         g->par_extent = launch_extent(&b, t, k, (TlGpuLaunchKind)g->launch);
         g->gemm_m = g->gemm_n = g->gemm_batch = g->gemm_k = -1;
-        if (g->launch == TL_GPL_FLAT && lk->gpu_block > 0 && lk->gpu_block <= TL_GPU_BLOCK) g->block = lk->gpu_block;
+        if (g->launch == TL_GPL_FLAT && lk->gpu_block > 0 && lk->gpu_block <= (lk->gpu_sched ? TL_GPU_MAX_BLOCK : TL_GPU_BLOCK))
+            g->block = lk->gpu_block;
         if (g->launch == TL_GPL_GEMM)
             g->gemm_m = dex(&b, lk->gemm.m), g->gemm_n = dex(&b, lk->gemm.n), g->gemm_batch = dex(&b, lk->gemm.batch);
         if (g->launch == TL_GPL_ATTN) {

@@ -328,6 +328,12 @@ static int stores_follow(const TlLProgram *p, int s, int var) {
     return 1;
 }
 
+int tl_nvptx_blocks_loop(const TlLProgram *p, int ki) {
+    const TlLKernel *k = &p->kern[ki];
+    int pl = k->gpu_sched && k->par_extent >= 0 ? par_loop(p, k->body) : -1;
+    return pl >= 0 && p->st[pl].sched.gpu == TL_LGPU_BLOCKS && !kernel_rw(p, k) ? pl : -1;
+}
+
 int tl_nvptx_collapse(const TlLProgram *p, int ki, const NvTarget *t, TlGpuLaunchKind kind, int *loops, int max) {
     const TlLKernel *k = &p->kern[ki];
     if (kind == TL_GPU_LAUNCH_GEMM || kind == TL_GPU_LAUNCH_ATTN || k->par_extent < 0 || max < 1) return 0;
@@ -335,7 +341,7 @@ int tl_nvptx_collapse(const TlLProgram *p, int ki, const NvTarget *t, TlGpuLaunc
     if (pl < 0) return 0;
     loops[0] = pl;
     int n = 1;
-    if (t->no_collapse || kernel_rw(p, k)) return n;
+    if (t->no_collapse || kernel_rw(p, k) || tl_nvptx_blocks_loop(p, ki) >= 0) return n;
     while (n < max) {
         int c = p->st[loops[n - 1]].body;
         if (c < 0) break;
@@ -438,6 +444,7 @@ TlGpuLaunchKind tl_nvptx_plan(const TlLProgram *p, int ki, const NvTarget *t, ch
     memset(used, 0, (size_t)p->nbuf + 1);
     mark_stmts(p, k->body, used);
     const TlLGemm *g = &k->gemm;
+    if (k->gpu_sched) return TL_GPU_LAUNCH_FLAT; /* the source's launch shape (its loops say it) */
     if (tl_nvptx_attn_head(p, ki, t)) return TL_GPU_LAUNCH_ATTN;
     /* f32: the SGEMM; bf16/f16: tensor cores (mma.sync m16n8k16 needs sm_80) */
     if (g->on && !t->no_gemm && used[g->a] && used[g->b] && used[g->c] && p->buf[g->c].elem == TL_LT_F32 &&
@@ -705,6 +712,12 @@ LLVMValueRef tl_nvptx_gen(NvCg *c, int e) {
     case TL_LE_LOAD: {
         LLVMTypeRef t = ltype(c, x->type);
         LLVMValueRef idx = tl_nvptx_gen(c, x->a);
+        for (int i = 0; i < c->k->ngpu_shared; i++)
+            if (c->shv[i] && c->k->gpu_shared[i] == x->buf) { /* the block's staged row */
+                LLVMValueRef at[2] = {LLVMConstInt(c->i64, 0, 0), LLVMBuildSub(c->b, idx, c->shbase[i], "")};
+                LLVMTypeRef arr = LLVMArrayType2(t, (uint64_t)c->k->gpu_shared_len[i]);
+                return LLVMBuildLoad2(c->b, t, LLVMBuildInBoundsGEP2(c->b, arr, c->shv[i], at, 2, ""), "");
+            }
         LLVMValueRef ptr = LLVMBuildInBoundsGEP2(c->b, t, c->bufv[x->buf], &idx, 1, "");
         return LLVMBuildLoad2(c->b, t, ptr, "");
     }
@@ -842,7 +855,7 @@ static void gen_nest_reduce(NvCg *c, const TlLStmt *init, const int *loops, int 
     }
     LLVMTypeRef at = ltype(c, c->k->local_type[acc]);
     LLVMValueRef a = butterfly(c, LLVMBuildLoad2(c->b, at, c->localv[acc], ""), u, x);
-    if (c->par_mode == 2) {
+    if (c->par_mode >= 2) {
         LLVMValueRef red = shared_red(c), five = LLVMConstInt(c->i64, 5, 0), l31 = LLVMConstInt(c->i64, 31, 0);
         LLVMValueRef wl = LLVMBuildAnd(c->b, c->lane, l31, ""), warp = LLVMBuildLShr(c->b, c->lane, five, "");
         LLVMValueRef nw = LLVMBuildLShr(c->b, LLVMBuildAdd(c->b, c->lanes, l31, ""), five, "");
@@ -867,9 +880,82 @@ static void gen_nest_reduce(NvCg *c, const TlLStmt *init, const int *loops, int 
     LLVMBuildStore(c->b, a, c->localv[acc]);
 }
 
+/* The rows of the buffers a source schedule stages (TlLKernel.gpu_shared) for this
+ * iteration of the blocks loop, variable v: after a barrier (the previous iteration's
+ * reads are done), the block's threads copy elements v * row + [0, len) (those inside
+ * the buffer) into shared memory; a second barrier makes them visible to all. */
+static void stage_rows(NvCg *c, LLVMValueRef v) {
+    const TlLKernel *k = c->k;
+    if (!k->ngpu_shared) return;
+    tl_nvptx_intrinsic(c, "llvm.nvvm.barrier0", NULL, 0, NULL, 0);
+    for (int i = 0; i < k->ngpu_shared; i++) {
+        int b = k->gpu_shared[i];
+        LLVMTypeRef t = ltype(c, c->p->buf[b].elem), arr = LLVMArrayType2(t, (uint64_t)k->gpu_shared_len[i]);
+        char name[96];
+        snprintf(name, sizeof name, "%s.sh%d", k->name, i);
+        LLVMValueRef g = LLVMAddGlobalInAddressSpace(c->mod, arr, name, 3);
+        LLVMSetInitializer(g, LLVMGetUndef(arr));
+        LLVMSetLinkage(g, LLVMInternalLinkage);
+        LLVMSetAlignment(g, 16);
+        LLVMValueRef base = LLVMBuildMul(c->b, v, LLVMConstInt(c->i64, (unsigned long long)k->gpu_shared_row[i], 0), "");
+        LLVMValueRef numel = tl_nvptx_gen(c, c->p->buf[b].numel);
+        LLVMValueRef slot = tl_nvptx_entry_alloca(c, c->i64);
+        LLVMBuildStore(c->b, c->lane, slot);
+        LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stage");
+        LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "stage_elem");
+        LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "staged");
+        LLVMBuildBr(c->b, head);
+        LLVMPositionBuilderAtEnd(c->b, head);
+        LLVMValueRef e = LLVMBuildLoad2(c->b, c->i64, slot, "");
+        LLVMValueRef len = LLVMConstInt(c->i64, (unsigned long long)k->gpu_shared_len[i], 0);
+        LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, e, len, ""), body, exit);
+        LLVMPositionBuilderAtEnd(c->b, body);
+        LLVMValueRef gi = LLVMBuildAdd(c->b, base, e, "");
+        LLVMValueRef in = LLVMBuildICmp(c->b, LLVMIntSLT, gi, numel, "");
+        LLVMValueRef safe = LLVMBuildSelect(c->b, in, gi, LLVMConstInt(c->i64, 0, 0), "");
+        LLVMValueRef x = LLVMBuildLoad2(c->b, t, LLVMBuildInBoundsGEP2(c->b, t, c->bufv[b], &safe, 1, ""), "");
+        x = LLVMBuildSelect(c->b, in, x, LLVMConstNull(t), "");
+        LLVMValueRef at[2] = {LLVMConstInt(c->i64, 0, 0), e};
+        LLVMBuildStore(c->b, x, LLVMBuildInBoundsGEP2(c->b, arr, g, at, 2, ""));
+        LLVMBuildStore(c->b, LLVMBuildNSWAdd(c->b, e, c->lanes, ""), slot);
+        LLVMBuildBr(c->b, head);
+        LLVMPositionBuilderAtEnd(c->b, exit);
+        c->shv[i] = g, c->shbase[i] = base;
+    }
+    tl_nvptx_intrinsic(c, "llvm.nvvm.barrier0", NULL, 0, NULL, 0);
+}
+
+/* gpu_blocks: for (v = lo + ctaid.x; v < hi; v += nctaid.x) { staged rows; body }, every
+ * thread of a block at the same v (the barriers of reductions and staging need that);
+ * the block's threads are the lanes of the loops over gpu_threads' index */
+static void gen_blocks_loop(NvCg *c, const TlLStmt *s) {
+    c->lane = tl_nvptx_sreg(c, "tid.x"), c->lanes = tl_nvptx_sreg(c, "ntid.x");
+    LLVMValueRef slot = var_slot(c, s->var), hi = tl_nvptx_gen(c, s->hi);
+    LLVMBuildStore(c->b, LLVMBuildAdd(c->b, tl_nvptx_gen(c, s->lo), tl_nvptx_sreg(c, "ctaid.x"), ""), slot);
+    LLVMBasicBlockRef head = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "blocks");
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "block_item");
+    LLVMBasicBlockRef exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "blocks_done");
+    LLVMBuildBr(c->b, head);
+    LLVMPositionBuilderAtEnd(c->b, head);
+    LLVMValueRef iv = LLVMBuildLoad2(c->b, c->i64, slot, "");
+    LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, iv, hi, ""), bb, exit);
+    LLVMPositionBuilderAtEnd(c->b, bb);
+    stage_rows(c, iv);
+    gen_stmts(c, s->body);
+    for (int i = 0; i < TL_SCHED_MAX_SHARED; i++) c->shv[i] = c->shbase[i] = NULL;
+    LLVMBuildStore(c->b, LLVMBuildNSWAdd(c->b, LLVMBuildLoad2(c->b, c->i64, slot, ""), tl_nvptx_sreg(c, "nctaid.x"), ""), slot);
+    LLVMBuildBr(c->b, head);
+    LLVMPositionBuilderAtEnd(c->b, exit);
+    c->lane = c->lanes = NULL;
+}
+
 static void gen_loop(NvCg *c, const TlLStmt *s) {
     if (!s->sched.parallel) {
         counted_loop(c, s->var, tl_nvptx_gen(c, s->lo), tl_nvptx_gen(c, s->hi), LLVMConstInt(c->i64, 1, 0), s->body);
+        return;
+    }
+    if (c->par_mode == 3) {
+        gen_blocks_loop(c, s);
         return;
     }
     /* the parallel loop over the grid: threads (flat) or warps */
@@ -924,11 +1010,20 @@ static void gen_stmts(NvCg *c, int s) {
         const TlLStmt *t = &c->p->st[s];
         switch (t->kind) {
         case TL_LS_LOOP: {
-            int warp = c->par_mode >= 1 && c->lane && !c->split;
+            /* gpu_blocks (par_mode 3): only the loops gpu_threads names use the lanes */
+            int blk = c->par_mode == 3 && c->lane && !c->split;
+            int warp = c->par_mode >= 1 && c->lane && !c->split && (!blk || t->sched.gpu == TL_LGPU_THREADS_REDUCE);
             int loops[TL_NVPTX_MAX_COLLAPSE], nl = 0;
             int x = warp ? tl_nvptx_reduce_nest(c->p, prev, s, loops, &nl) : -1;
             if (x >= 0) {
                 gen_nest_reduce(c, &c->p->st[prev], loops, nl, x);
+            } else if (blk && t->sched.gpu == TL_LGPU_THREADS) { /* independent iterations: each lane its own */
+                c->split = 1;
+                LLVMValueRef lo = LLVMBuildAdd(c->b, tl_nvptx_gen(c, t->lo), c->lane, "");
+                counted_loop(c, t->var, lo, tl_nvptx_gen(c, t->hi), c->lanes, t->body);
+                c->split = 0;
+            } else if (blk) { /* every lane runs it (a reduction this schedule cannot split) */
+                gen_loop(c, t);
             } else if (warp && !t->sched.parallel && only_stores(c->p, t->body)) {
                 /* lane-split: j = lo + lane, lo + lane + lanes, ...; every lane stores */
                 c->split = 1;
@@ -1038,7 +1133,7 @@ static void gen_kernel(NvCg *c, int ki) {
     LLVMSetFunctionCallConv(fn, PTX_KERNEL_CC);
     LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, enum_attr(c, "nounwind", 0));
     for (int i = 0; i < nb + packed; i++) LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, enum_attr(c, "noalias", 0));
-    annotate(c, fn, "maxntidx", kind == TL_GPU_LAUNCH_ATTN ? TL_GPU_ATTN_ROWS : TL_GPU_BLOCK);
+    annotate(c, fn, "maxntidx", kind == TL_GPU_LAUNCH_ATTN ? TL_GPU_ATTN_ROWS : k->gpu_sched && k->gpu_block > 0 ? k->gpu_block : TL_GPU_BLOCK);
     /* SGEMM: <= 128 registers, 2 blocks per SM; the MMA kernel needs more (one block) */
     if (kind == TL_GPU_LAUNCH_GEMM) annotate(c, fn, "minctasm", k->gemm.dtype == TL_F32 || packed ? 2 : 1);
 
@@ -1046,7 +1141,8 @@ static void gen_kernel(NvCg *c, int ki) {
     memset(c->varv, 0, sizeof *c->varv * (size_t)(p->nvars + 1));
     c->fn = fn, c->k = k, c->lane = c->lanes = NULL, c->split = 0;
     c->sub_acc = c->sub_x = -1, c->sub_accv = c->sub_xv = NULL;
-    c->par_mode = kind == TL_GPU_LAUNCH_WARP ? 1 : kind == TL_GPU_LAUNCH_BLOCK ? 2 : 0;
+    c->par_mode = kind == TL_GPU_LAUNCH_WARP ? 1 : kind == TL_GPU_LAUNCH_BLOCK ? 2 : tl_nvptx_blocks_loop(p, ki) >= 0 ? 3 : 0;
+    for (int i = 0; i < TL_SCHED_MAX_SHARED; i++) c->shv[i] = c->shbase[i] = NULL;
     c->nchain = tl_nvptx_collapse(p, ki, c->t, kind, c->chain, TL_NVPTX_MAX_COLLAPSE);
     c->ipar = tl_nvptx_inner_parallel(p, ki, c->t, kind);
     c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");

@@ -50,6 +50,13 @@ int tl_nvptx_collapse(const TlLProgram *p, int k, const NvTarget *t, TlGpuLaunch
  * its iterations (grid-stride), each every iteration of the loops around it, so each
  * element sees the same updates in the same order as on one thread. -1: none. */
 int tl_nvptx_inner_parallel(const TlLProgram *p, int k, const NvTarget *t, TlGpuLaunchKind kind);
+/* A kernel with a source schedule's gpu_blocks(i) (TlLKernel.gpu_sched): its parallel
+ * loop, whose iterations the grid's blocks take (each block all its gpu_block threads),
+ * or -1. Its launch is flat, over (trip count of that loop) x gpu_block threads. */
+int tl_nvptx_blocks_loop(const TlLProgram *p, int k);
+/* Threads per block of a flat launch at most (a source schedule's gpu_threads(j = T)). */
+#define TL_GPU_MAX_BLOCK 1024
+
 /* The warp schedule's tests (nvptx_codegen.c), for the report (nvptx_report.c): the x of
  * a reduction loop s (after statement prev) a warp splits, or -1; statements that only store. */
 int tl_nvptx_warp_reducible(const TlLProgram *p, int prev, int s);
@@ -83,11 +90,17 @@ typedef struct NvCg {
     int chain[TL_NVPTX_MAX_COLLAPSE]; /* the collapsed loops (tl_nvptx_collapse) */
     int nchain;
     int par_mode;         /* how gen_loop maps the parallel loop: 0 grid-stride threads, 1 warps;
-                             2: a block launch (no parallel loop, the block's threads are lanes) */
+                             2: a block launch (no parallel loop, the block's threads are lanes);
+                             3: gpu_blocks (the parallel loop over blocks, their threads lanes of
+                             the loops marked TlLSched.gpu) */
     LLVMValueRef lane;    /* warp mode: lane id; block mode: thread id (i64) */
     LLVMValueRef lanes;   /* the lanes' count: 32, or the block's size (i64) */
     int split;            /* warp mode: inside a loop split across the lanes */
     int ipar;             /* a kernel without a parallel loop: the loop run as one (grid-stride), or -1 */
+    /* par_mode 3 (a source schedule's gpu_blocks: tl_nvptx_blocks_loop): the staged rows
+     * of TlLKernel.gpu_shared in this iteration of the blocks loop: shared array shv[i]
+     * holds elements shbase[i] + [0, len) of buffer k->gpu_shared[i] */
+    LLVMValueRef shv[TL_SCHED_MAX_SHARED], shbase[TL_SCHED_MAX_SHARED];
     /* combine(a, b) of a warp reduction: the update expression with local sub_acc read as
      * sub_accv and expression sub_x as sub_xv (-1: no substitution) */
     int sub_acc, sub_x;

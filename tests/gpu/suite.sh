@@ -170,8 +170,30 @@ PY
   fi
 fi
 
-# every kernel of every embedded graph assembles
 ptxas=${CUDA_HOME:-${CUDA_PATH:-/usr/local/cuda}}/bin/ptxas
+# source schedules' GPU directives (tests/unit/schedule_cases.tl, docs/nvptx.md "Source
+# schedules"): the PTX assembles and has the launch shape asked for: blocks of that many
+# threads (.maxntid) over the rows (ctaid.x, grid-stride by nctaid.x), the columns strided
+# over tid.x, the row staged in .shared memory between bar.syncs
+if [ -x "$ptxas" ]; then
+  for arch in sm_80 sm_90; do
+    for c in "scale_gpu x:f32[37,100],w:f32[100] 64 sh0" "softmax_gpu x:f32[13,300] 128 sh0" \
+             "dot_gpu a:f32[5,200],b:f32[200,7] 64 red" "affine_gpu x:f32[21,45] 64 -"; do
+      set -- $c
+      f="$tmp/sched_$1_$arch.ptx"
+      if "$TLC" --emit=ptx --gpu-arch=$arch --entry=$1 --args=$2 tests/unit/schedule_cases.tl >"$f" 2>"$tmp/sched.log" &&
+         "$ptxas" -arch=$arch -o /dev/null "$f" >>"$tmp/sched.log" 2>&1 && grep -q "^\.maxntid $3, 1, 1" "$f" &&
+         grep -q '%tid\.x' "$f" && grep -q '%nctaid\.x' "$f" &&
+         { [ $4 = - ] || { grep -q '%ctaid\.x' "$f" && grep -q 'bar\.sync' "$f" && grep -q "\.shared .*_\$_$4" "$f"; }; }; then
+        echo "PASS: gpu/ptxas_source_schedule ($1, $3 threads per block, $arch)"
+      else
+        echo "FAIL: gpu/ptxas_source_schedule ($1, $arch)"; head -5 "$tmp/sched.log"; grep -n 'maxntid\|\.shared' "$f" | head -5
+      fi
+    done
+  done
+fi
+
+# every kernel of every embedded graph assembles
 if [ ! -x "$ptxas" ]; then
   echo "SKIP: gpu/ptxas: no ptxas at $ptxas"
 else

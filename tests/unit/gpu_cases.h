@@ -131,6 +131,44 @@ static void gpu_mma_cases(void) {
     fwdbwd("bf16 matmul [70,48]x[48,90], gradients bf16 matmuls too (tensor cores)", tl_g_contract(G, "ij,jk->ik", a, w, L));
 }
 
+/* Kernels of tests/unit/schedule_cases.tl whose `schedule` blocks map them to the GPU
+ * (gpu_blocks, gpu_threads, shared: docs/nvptx.md "Source schedules"): rows over blocks
+ * with the columns strided over fewer threads, a row softmax (block max and sum), a
+ * matmul with A's row in shared memory, a dot product per output split across a block,
+ * a 1024-thread row sum, and a flat launch of 64-thread blocks. Forward only (gradients
+ * have no schedule). */
+static void gpu_source_schedule_cases(void) {
+    static const struct { const char *callee, *args; } cs[] = {
+        {"scale_gpu", "x:f32[37,100] w:f32[100]"}, {"softmax_gpu", "x:f32[13,300]"},
+        {"mm_gpu", "a:f32[19,70] b:f32[70,45]"}, {"dot_gpu", "a:f32[5,200] b:f32[200,7]"},
+        {"rowsum_gpu", "x:f32[9,1000]"}, {"affine_gpu", "x:f32[21,45]"},
+    };
+    TlSemaOptions opt = {.stdlib_dir = "stdlib", .warn_unused = 0};
+    tl_diag_reset();
+    TlProgram *prog = tl_sema_check_file("tests/unit/schedule_cases.tl", &opt);
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        char err[256], name[160];
+        snprintf(name, sizeof name, "source schedule: %s(%s)", cs[i].callee, cs[i].args);
+        TlLowerArg a[4];
+        int na = prog && !tl_diag_error_count() ? tl_lower_parse_args(cs[i].args, a, 4, err, sizeof err) : -1;
+        TlLowered *l = na > 0 ? tl_lower_call(prog, cs[i].callee, NULL, 0, NULL, a, na) : NULL;
+        if (na > 0) tl_lower_args_free(a, na);
+        if (!l) {
+            case_begin("%s", name);
+            EXPECTF(0, "tests/unit/schedule_cases.tl: cannot lower %s", cs[i].callee);
+            case_end();
+            continue;
+        }
+        G = l->g;
+        NSYM = 0;
+        for (int n = 0; n < G->nnodes && n < 4096; n++) RLO[n] = -1, RHI[n] = 1;
+        graph_case_run(name, 0);
+        G = NULL;
+        tl_lowered_free(l);
+    }
+    if (prog) tl_program_free(prog);
+}
+
 /* One training step of the stdlib's transformer Block(D=16, H=4) on x: f32[B=2, T=8, 16]:
  * outputs the block's output and the gradient of sum(out * dy) for every param (the
  * kernels of layer_norm, attention, softmax, GELU, the MLP matmuls, forward and backward).

@@ -238,6 +238,7 @@ int main(int argc, char **argv) {
     attention_cases();
     scan_cases();
     gpu_schedule_cases();
+    gpu_source_schedule_cases();
     gpu_mma_cases();
     block_case();
     for (force_block = 32; force_block <= 64; force_block *= 2) { /* tune --target cuda's knob */

@@ -36,12 +36,13 @@
 
 /* ---- the block emulator ---- */
 
-enum { NTHR = TL_GPU_BLOCK, NWARP = NTHR / 32, STACK = 256 * 1024 };
+/* NTHR: the most threads a block may have (a source schedule's gpu_threads(j = 1024)) */
+enum { NTHR = TL_GPU_MAX_BLOCK, NWARP = NTHR / 32, STACK = 256 * 1024 };
 
 static ucontext_t sched_ctx, thr_ctx[NTHR];
 static char *stacks;
 static int cur, finished[NTHR];
-static int nthr = NTHR; /* threads of the current launch's blocks (attention: TL_GPU_ATTN_ROWS) */
+static int nthr = TL_GPU_BLOCK; /* threads of the current launch's blocks (attention: TL_GPU_ATTN_ROWS) */
 static unsigned ctaid[3], nctaid[3];
 static long progress;
 static int bar_count, bar_gen, warp_count[NWARP], warp_gen[NWARP];
@@ -379,6 +380,7 @@ static int retarget(LLVMModuleRef m, LLVMTargetMachineRef tm, char *err, int err
 
 typedef void (*K0)(void);
 static int launched[5], collapsed, inner; /* kernels run per launch kind; collapsed; inner-parallel */
+static int gpu_blocks_run, gpu_threads_run, staged; /* source schedules: gpu_blocks, gpu_threads only; with shared */
 static int attn_fwd, attn_bwd;  /* fused attention kernels run */
 static void *kfn;
 static int64_t kargs[64];
@@ -522,6 +524,8 @@ static int exec_host(Emu *e, int h, char *err, int errn) {
         collapsed += nl > 1;
         int ip = tl_nvptx_inner_parallel(lp, o->kernel, &t, kind);
         if (ip >= 0) n = tl_loops_eval(lp, lp->st[ip].hi, e->syms) - tl_loops_eval(lp, lp->st[ip].lo, e->syms), inner++;
+        int bl = tl_nvptx_blocks_loop(lp, o->kernel);
+        if (bl >= 0) n *= k->gpu_block; /* the description's extent: a block per iteration */
         kargs[nkargs++] = n;
         if (nkargs < 2 || nkargs > 10) { snprintf(err, (size_t)errn, "%s: %d parameters", k->name, nkargs); free(panels); return -1; }
         if (packed) {
@@ -531,7 +535,7 @@ static int exec_host(Emu *e, int h, char *err, int errn) {
         }
         if (!(kfn = lookup(e, k->name, err, errn))) { free(panels); return -1; }
         unsigned gx = 1, gy = 1, gz = 1; /* flat, warp, block: one block; grid-stride loops cover n */
-        nthr = NTHR;
+        nthr = TL_GPU_BLOCK;
         if (kind == TL_GPU_LAUNCH_ATTN) { /* runtime/gpuprog.c's geometry */
             int64_t T = tl_loops_eval(lp, k->attn.t, e->syms);
             gx = (unsigned)((T + TL_GPU_ATTN_ROWS - 1) / TL_GPU_ATTN_ROWS), gy = (unsigned)tl_loops_eval(lp, k->attn.bh, e->syms);
@@ -539,13 +543,19 @@ static int exec_host(Emu *e, int h, char *err, int errn) {
             if (k->attn.grad) attn_bwd++;
             else attn_fwd++;
         }
+        if (k->gpu_sched) { /* runtime/gpuprog.c's flat launch of gpu_block threads; with gpu_blocks a few
+                               blocks, so that each takes several iterations (grid-stride) */
+            nthr = k->gpu_block;
+            if (bl >= 0) gx = n / k->gpu_block < 3 ? (unsigned)(n / k->gpu_block > 0 ? n / k->gpu_block : 1) : 3;
+            gpu_blocks_run += bl >= 0, gpu_threads_run += bl < 0, staged += k->ngpu_shared > 0;
+        }
         if (kind == TL_GPU_LAUNCH_GEMM) {
             int64_t m = tl_loops_eval(lp, k->gemm.m, e->syms), n = tl_loops_eval(lp, k->gemm.n, e->syms);
             gx = (unsigned)((n + TL_GEMM_BN - 1) / TL_GEMM_BN), gy = (unsigned)((m + TL_GEMM_BM - 1) / TL_GEMM_BM);
             gz = (unsigned)tl_loops_eval(lp, k->gemm.batch, e->syms);
         }
         int rc = grid_err(run_grid(gx, gy, gz), k->name, err, errn);
-        nthr = NTHR;
+        nthr = TL_GPU_BLOCK;
         free(panels);
         if (rc) return -1;
     }
@@ -827,6 +837,17 @@ int main(void) {
     EXPECTF(!all || (launched[TL_GPU_LAUNCH_WARP] > 0 && launched[TL_GPU_LAUNCH_BLOCK] >= 6 && collapsed > 0 && inner > 0),
             "%d warp, %d block kernels, %d collapsed, %d inner-parallel", launched[TL_GPU_LAUNCH_WARP],
             launched[TL_GPU_LAUNCH_BLOCK], collapsed, inner);
+    case_end();
+    /* source schedules' gpu_blocks / gpu_threads / shared (tests/unit/schedule_cases.tl) */
+    ncases = 0;
+    emu_parallel = 1;
+    gpu_source_schedule_cases();
+    emu_parallel = 0;
+    printf("# %d source-scheduled cases emulated: %d gpu_blocks kernels (%d staging rows in shared memory), %d gpu_threads-only\n",
+           ncases, gpu_blocks_run, staged, gpu_threads_run);
+    case_begin("the source-scheduled cases ran their launch shapes");
+    EXPECTF(ncases == 6 && gpu_blocks_run == 5 && staged == 4 && gpu_threads_run == 1, "%d cases, %d gpu_blocks, %d staged, %d gpu_threads",
+            ncases, gpu_blocks_run, staged, gpu_threads_run);
     case_end();
     /* fused attention (nvptx_attn.c), forward and backward, against the interpreter */
     ncases = 0;

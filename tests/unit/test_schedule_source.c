@@ -114,6 +114,41 @@ static void run_case(TlProgram *prog, const char *callee, const char *args, Seen
     case_end();
 }
 
+/* The GPU directives of callee's block as the Loop IR records them (TlLKernel.gpu_sched,
+ * TlLSched.gpu): threads per block, staged tensors, the loops over the blocks, split
+ * across threads, and reduced across threads. */
+static void gpu_case(TlProgram *prog, const char *callee, const char *args, int block, int nshared, int blocks, int threads,
+                     int reduce) {
+    case_begin("GPU directives of %s(%s)", callee, args);
+    char err[512];
+    TlLowerArg a[8];
+    int na = tl_lower_parse_args(args, a, 8, err, sizeof err);
+    TlLowered *l = na > 0 ? tl_lower_call(prog, callee, NULL, 0, NULL, a, na) : NULL;
+    if (na > 0) tl_lower_args_free(a, na);
+    TlLProgram *lp = l ? tl_loops_lower(l->g, err, sizeof err) : NULL;
+    EXPECTF(lp != NULL, "lowering %s failed", callee);
+    int nk = 0, nb = 0, nt = 0, nr = 0;
+    for (int k = 0; lp && k < lp->nkern; k++) {
+        const TlLKernel *K = &lp->kern[k];
+        if (!K->sched) continue;
+        nk++;
+        EXPECTF(K->gpu_sched && K->gpu_block == block && K->ngpu_shared == nshared, "%s: gpu_sched %d, %d threads, %d staged",
+                K->name, K->gpu_sched, K->gpu_block, K->ngpu_shared);
+        EXPECTF(strstr(K->sched_gpu, "gpu_threads(") != NULL, "%s: text '%s'", K->name, K->sched_gpu);
+        int loops[64], n = tl_loops_kernel_loops(lp, k, loops, 64);
+        for (int i = 0; i < n; i++) {
+            int g = lp->st[loops[i]].sched.gpu;
+            nb += g == TL_LGPU_BLOCKS, nt += g == TL_LGPU_THREADS, nr += g == TL_LGPU_THREADS_REDUCE;
+            if (g == TL_LGPU_BLOCKS) EXPECTF(i == 0 && lp->st[loops[i]].sched.parallel, "the blocks loop is not the parallel one");
+        }
+    }
+    EXPECTF(nk == 1 && nb == blocks && nt == threads && nr == reduce, "%d kernels; loops: %d blocks, %d threads, %d reduced, want %d %d %d",
+            nk, nb, nt, nr, blocks, threads, reduce);
+    tl_loops_free(lp);
+    if (l) tl_lowered_free(l);
+    case_end();
+}
+
 int main(void) {
     TlSemaOptions opt = {.stdlib_dir = "stdlib", .warn_unused = 0};
     tl_diag_reset();
@@ -131,6 +166,21 @@ int main(void) {
     run_case(prog, "rowsum", "x:f32[13,30]", (Seen){1, 1, 0, 1}, "0");
     /* swap: out[b, j, i]: order(i, b, j) puts result axis 2 (i) first */
     run_case(prog, "swap", "x:f32[5,7,9]", (Seen){1, 1, 0, 0}, "2");
+    /* GPU directives: the CPU runs the loops as they are (and gets the same results) */
+    run_case(prog, "scale_gpu", "x:f32[37,100] w:f32[100]", (Seen){1, 0, 0, 0}, "0");
+    run_case(prog, "softmax_gpu", "x:f32[13,300]", (Seen){1, 0, 0, 0}, "0");
+    run_case(prog, "mm_gpu", "a:f32[19,70] b:f32[70,45]", (Seen){1, 0, 0, 0}, "0");
+    run_case(prog, "dot_gpu", "a:f32[5,200] b:f32[200,7]", (Seen){1, 0, 0, 0}, "0");
+    run_case(prog, "rowsum_gpu", "x:f32[9,1000]", (Seen){1, 0, 0, 0}, "0");
+    run_case(prog, "affine_gpu", "x:f32[21,45]", (Seen){1, 0, 0, 0}, "1");
+    /* what the NVPTX back end reads: a row kernel's three loops over j (max, sum: reduced;
+     * the stores: split), the matmul's j loop, the dot product's k loop */
+    gpu_case(prog, "scale_gpu", "x:f32[37,100] w:f32[100]", 64, 1, 1, 1, 0);
+    gpu_case(prog, "softmax_gpu", "x:f32[13,300]", 128, 1, 1, 1, 2);
+    gpu_case(prog, "mm_gpu", "a:f32[19,70] b:f32[70,45]", 32, 1, 1, 1, 0);
+    gpu_case(prog, "dot_gpu", "a:f32[5,200] b:f32[200,7]", 64, 0, 1, 0, 1);
+    gpu_case(prog, "rowsum_gpu", "x:f32[9,1000]", 1024, 1, 1, 0, 1);
+    gpu_case(prog, "affine_gpu", "x:f32[21,45]", 64, 0, 0, 0, 0);
     tl_program_free(prog);
     return check_done();
 }
