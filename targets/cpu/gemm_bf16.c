@@ -292,15 +292,16 @@ static void store_tile(G *g, LLVMValueRef acc[16][4], LLVMValueRef *crow, LLVMVa
     if_close(g, &ff);
 }
 
-/* ukr(pa, pb, c, ldc, kp, mr, nr, first, rnd): C[0:mr, 0:nr] = (first ? 0 : C) + pa^T pb
- * over kp k pairs (pa: MR pairs per step, pb: NR pairs per step), rounded to bf16 if rnd. */
+/* ukr(pa, pb, c, ldc, kp, mr, nr, first, rnd, ars, aps): C[0:mr, 0:nr] = (first ? 0 : C) +
+ * A pb over kp k pairs, rounded to bf16 if rnd; A's pair (r, p) at pa[r * ars + p * aps]
+ * (k-major or row-major panels: pack_pairs), pb NR pairs per step. */
 static LLVMValueRef gen_ukr(G *g, const char *name) {
     const TlLGemm *s = g->s;
     int MR = s->mr, NV = g->nv, NR = s->nr;
-    LLVMTypeRef at[9] = {g->ptr, g->ptr, g->ptr, g->i64, g->i64, g->i64, g->i64, g->i1, g->i1};
+    LLVMTypeRef at[11] = {g->ptr, g->ptr, g->ptr, g->i64, g->i64, g->i64, g->i64, g->i1, g->i1, g->i64, g->i64};
     char fname[128];
     snprintf(fname, sizeof fname, "%s.ukr", name);
-    LLVMValueRef fn = LLVMAddFunction(g->mod, fname, LLVMFunctionType(g->voidt, at, 9, 0));
+    LLVMValueRef fn = LLVMAddFunction(g->mod, fname, LLVMFunctionType(g->voidt, at, 11, 0));
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     attrs(g, fn);
     for (unsigned i = 1; i <= 3; i++)
@@ -313,6 +314,9 @@ static LLVMValueRef gen_ukr(G *g, const char *name) {
     LLVMValueRef pa = LLVMGetParam(fn, 0), pb = LLVMGetParam(fn, 1), c = LLVMGetParam(fn, 2);
     LLVMValueRef ldc = LLVMGetParam(fn, 3), kp = LLVMGetParam(fn, 4), mr = LLVMGetParam(fn, 5);
     LLVMValueRef nr = LLVMGetParam(fn, 6), first = LLVMGetParam(fn, 7), rnd = LLVMGetParam(fn, 8);
+    LLVMValueRef ars = LLVMGetParam(fn, 9), aps = LLVMGetParam(fn, 10);
+    LLVMValueRef arow[16]; /* row r of A's panel */
+    for (int r = 0; r < MR; r++) arow[r] = iptr(g, pa, mul(g, ci(g, r), ars));
     LLVMValueRef acc[16][4];
     for (int r = 0; r < MR; r++)
         for (int h = 0; h < NV; h++) acc[r][h] = entry_alloca(g, g->vf, NULL, 64);
@@ -346,13 +350,13 @@ static LLVMValueRef gen_ukr(G *g, const char *name) {
         for (int q = 0; q < u; q++) {
             LLVMValueRef kk = add(g, k, ci(g, q));
             LLVMValueRef pbk = iptr(g, pb, mul(g, kk, ci(g, NR)));
-            LLVMValueRef pak = iptr(g, pa, mul(g, kk, ci(g, MR)));
+            LLVMValueRef ak = mul(g, kk, aps);
             if (s->prefetch > 0)
                 for (int h = 0; h < NV; h++) prefetch(g, iptr(g, pbk, ci(g, (int64_t)s->prefetch * NR + 16 * h)));
             LLVMValueRef bv[4];
             for (int h = 0; h < NV; h++) bv[h] = load_vec(g, g->vbf, iptr(g, pbk, ci(g, 16 * h)), 64);
             for (int r = 0; r < MR; r++) {
-                LLVMValueRef x = LLVMBuildLoad2(g->b, g->i32, iptr(g, pak, ci(g, r)), "");
+                LLVMValueRef x = LLVMBuildLoad2(g->b, g->i32, iptr(g, arow[r], ak), "");
                 LLVMValueRef xv = LLVMBuildBitCast(g->b, splat_i32(g, x), g->vbf, "");
                 for (int h = 0; h < NV; h++) a[r][h] = dpbf16(g, a[r][h], xv, bv[h]);
             }
@@ -397,12 +401,15 @@ static void transpose16(G *g, LLVMValueRef *rows) {
 
 /* Panels of k pairs from a strided source X[k, x] = src[k * sk + x * sx] (k < kc, x < nx):
  *   dst[q * pstride + p * L + l] = (X[2p, x], X[2p + 1, x]),  x = q * L + l
- * for every pair p < ceil(kc / 2) and lane x of the ceil(nx / L) panels; 0 for x >= nx and
- * for an odd kc's X[kc, x]. A: lanes are rows (L = MR), B: columns (L = NR). Stores past a
- * panel's last pair (up to 15 pair rows, zeros) land in the next panel, written after, or
- * in the buffer's slack. */
+ * for every pair p < kp = ceil(kc / 2) and lane x of the ceil(nx / L) panels; 0 for x >= nx
+ * and for an odd kc's X[kc, x]. A: lanes are rows (L = MR), B: columns (L = NR). Stores past
+ * a panel's last pair (up to 15 pair rows, zeros) land in the next panel, written after, or
+ * in the buffer's slack.
+ * rows (A only): when k is contiguous (row-major A) the panels are row-major instead,
+ *   dst[q * pstride + l * kp + p], each row's pairs one run of its k: no transposes (the
+ *   microkernel broadcasts one pair per row and step either way). */
 static void pack_pairs(G *g, LLVMValueRef dst, int L, LLVMValueRef pstride, LLVMValueRef src, LLVMValueRef sk,
-                       LLVMValueRef sx, LLVMValueRef nx, LLVMValueRef kc) {
+                       LLVMValueRef sx, LLVMValueRef nx, LLVMValueRef kc, int rows) {
     LLVMValueRef kp = ceil_div(g, kc, 2), npan = ceil_div(g, nx, L);
     int nh = (L + 15) / 16; /* 16-lane chunks of a pair row */
     If f;
@@ -429,7 +436,21 @@ static void pack_pairs(G *g, LLVMValueRef dst, int L, LLVMValueRef pstride, LLVM
     if_else(g, &f);
     If f2;
     if_open(g, &f2, LLVMBuildICmp(g->b, LLVMIntEQ, sk, ci(g, 1), ""));
-    { /* k contiguous (row-major A, B^T views): 16 lanes x 32 k, pairs, 16 x 16 transposes */
+    if (rows) { /* k contiguous, row-major panels: per row, 32 k at a time -> 16 pairs */
+        Loop lx, lp;
+        LLVMValueRef x = loop_open(g, &lx, ci(g, 0), mul(g, npan, ci(g, L)), ci(g, 1));
+        LLVMValueRef ok = LLVMBuildICmp(g->b, LLVMIntSLT, x, nx, "");
+        LLVMValueRef sr = fptr(g, src, mul(g, x, sx));
+        LLVMValueRef d = iptr(g, dst, add(g, mul(g, sdiv(g, x, L), pstride), mul(g, LLVMBuildSRem(g->b, x, ci(g, L), ""), kp)));
+        LLVMValueRef p0 = loop_open(g, &lp, ci(g, 0), kp, ci(g, 16));
+        LLVMValueRef k0 = mul(g, p0, ci(g, 2)), left = sub(g, kc, k0);
+        LLVMValueRef lo = masked_load(g, g->vf, fptr(g, sr, k0), LLVMBuildSelect(g->b, ok, lane_mask(g, 0, left), LLVMConstNull(g->vi1), ""));
+        LLVMValueRef hi = masked_load(g, g->vf, fptr(g, sr, add(g, k0, ci(g, 16))),
+                                      LLVMBuildSelect(g->b, ok, lane_mask(g, 16, left), LLVMConstNull(g->vi1), ""));
+        masked_store(g, pairs_of_run(g, lo, hi), iptr(g, d, p0), lane_mask(g, 0, sub(g, kp, p0)));
+        loop_close(g, &lp);
+        loop_close(g, &lx);
+    } else { /* k contiguous (B^T views): 16 lanes x 32 k, pairs, 16 x 16 transposes */
         Loop lq, lp;
         LLVMValueRef q = loop_open(g, &lq, ci(g, 0), npan, ci(g, 1));
         for (int h = 0; h < nh; h++) {
@@ -542,20 +563,23 @@ void tl_cpu_gemm_bf16_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn,
     LLVMValueRef first = LLVMBuildICmp(b, LLVMIntEQ, pc, ci(&g, 0), "");
     LLVMValueRef rnd = LLVMBuildICmp(b, LLVMIntSGE, add(&g, pc, kstep), kend, ""); /* C to bf16 after the last block */
     pack_pairs(&g, pb, NR, mul(&g, kp, ci(&g, NR)), fptr(&g, B, add(&g, mul(&g, pc, x->sb_k), mul(&g, jc, x->sb_n))), x->sb_k,
-               x->sb_n, nc, kc);
+               x->sb_n, nc, kc, 0);
     LLVMValueRef ig = loop_open(&g, &lig, ic, ie, ci(&g, (int64_t)PG * MR));
     LLVMValueRef ge = imin(&g, ie, add(&g, ig, ci(&g, (int64_t)PG * MR)));
     LLVMValueRef pstride = mul(&g, kp, ci(&g, MR));
+    /* A's panels row-major when k is contiguous and rows are not (pack_pairs' order of cases) */
+    LLVMValueRef arows = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntNE, x->sa_m, ci(&g, 1), ""), LLVMBuildICmp(b, LLVMIntEQ, x->sa_k, ci(&g, 1), ""), "");
+    LLVMValueRef ars = LLVMBuildSelect(b, arows, kp, ci(&g, 1), ""), aps = LLVMBuildSelect(b, arows, ci(&g, 1), ci(&g, MR), "");
     pack_pairs(&g, pa_all, MR, pstride, fptr(&g, A, add(&g, mul(&g, ig, x->sa_m), mul(&g, pc, x->sa_k))), x->sa_k, x->sa_m,
-               sub(&g, ge, ig), kc);
+               sub(&g, ge, ig), kc, 1);
     LLVMValueRef ir = loop_open(&g, &lir, ig, ge, ci(&g, MR));
     LLVMValueRef mr = imin(&g, ci(&g, MR), sub(&g, ge, ir));
     LLVMValueRef pa = iptr(&g, pa_all, mul(&g, sdiv(&g, sub(&g, ir, ig), MR), pstride));
     LLVMValueRef crow = fptr(&g, C, add(&g, mul(&g, ir, x->sc_m), jc));
     LLVMValueRef jr = loop_open(&g, &ljr, ci(&g, 0), nc, ci(&g, NR));
     LLVMValueRef nr = imin(&g, ci(&g, NR), sub(&g, nc, jr));
-    LLVMValueRef args[9] = {pa, iptr(&g, pb, mul(&g, jr, kp)), fptr(&g, crow, jr), x->sc_m, kp, mr, nr, first, rnd};
-    LLVMBuildCall2(b, LLVMGlobalGetValueType(ukr), ukr, args, 9, "");
+    LLVMValueRef args[11] = {pa, iptr(&g, pb, mul(&g, jr, kp)), fptr(&g, crow, jr), x->sc_m, kp, mr, nr, first, rnd, ars, aps};
+    LLVMBuildCall2(b, LLVMGlobalGetValueType(ukr), ukr, args, 11, "");
     loop_close(&g, &ljr);
     loop_close(&g, &lir);
     loop_close(&g, &lig);
