@@ -1,5 +1,5 @@
 /* gemm_bf16.c — a bf16 matmul contraction (TlLGemm, dtype TL_BF16) with the AVX-512-BF16
- * dot product vdpbf16ps, emitted through the C API (docs/performance.md, "bf16 GEMM").
+ * dot product vdpbf16ps, emitted through the C API (docs/performance.md, "The bf16 GEMM").
  *
  *   C[b, i, j] = rnd_bf16( sum_k A[b, i, k] * B[b, k, j] )   (products exact, f32 accumulation)
  *
@@ -13,6 +13,7 @@
  *
  *   pb[jp][p][j] = B[2p, jc + jp*NR + j] | B[2p + 1, ...] << 16    (k pair p, NR lanes a row)
  *   pa[q][p][r]  = A[ig + q*MR + r, 2p]  | A[..., 2p + 1]  << 16    (MR lanes a row)
+ *   or pa[q][r][p] when A's k is contiguous (row-major A: no transposes to pack it)
  *
  * with 0 outside the matrix and for the second half of an odd K block's last pair. The
  * blocking is gemm.c's (same schedule fields; the microkernel's k loop, its unroll `ku`
