@@ -22,6 +22,11 @@ peak=$("$BUILD"/bench/peak --json)
 p1=$(echo "$peak" | sed 's/.*"peak_gflops_1t": \([0-9.]*\).*/\1/')
 p2=$(echo "$peak" | sed 's/.*"peak_gflops_2t": \([0-9.]*\).*/\1/')
 echo "fp32 FMA peak: $p1 GFLOPS (1 thread), $p2 GFLOPS (2 threads)"
+case $peak in *bf16_dot*)
+  b1=$(echo "$peak" | sed 's/.*"bf16_dot_gflops_1t": \([0-9.]*\).*/\1/')
+  b2=$(echo "$peak" | sed 's/.*"bf16_dot_gflops_2t": \([0-9.]*\).*/\1/')
+  echo "bf16 vdpbf16ps peak: $b1 GFLOPS (1 thread), $b2 GFLOPS (2 threads); bf16 rows' % of peak use 2x the fp32 peak" ;;
+esac
 out=bench/results/gemm-$(date +%Y%m%d-%H%M%S).json
 # OpenBLAS' own pool is sized per run by openblas_set_num_threads (1, then 2)
 export OPENBLAS_NUM_THREADS=2

@@ -135,7 +135,8 @@ typedef struct TlLBuf {
  * with C's j stride 1. The lowering fills it for f32, bf16 and f16 contractions it
  * recognizes (dtype); a back end with a GEMM generator for that dtype compiles the kernel
  * from it (packing, cache blocking, a register-blocked microkernel: targets/cpu/gemm.c, f32;
- * tiled SGEMM and tensor cores: targets/nvptx) and otherwise ignores it: the kernel's loop nest
+ * targets/cpu/gemm_bf16.c, bf16 on AVX-512-BF16; tiled SGEMM and tensor cores: targets/nvptx)
+ * and otherwise ignores it: the kernel's loop nest
  * stays the reference semantics. The blocking fields are schedule data (the host's caches
  * pick them: cpu_detect.h; the tuner may change them). */
 typedef struct TlLGemm {

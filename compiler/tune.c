@@ -78,7 +78,11 @@ static void add(Space *S, const TlLProgram *p, int k, const TlKSched *s) {
     S->v[S->n++] = *s;
 }
 
-static int use_gemm_knobs(const TlLProgram *p, int k) { return p->kern[k].gemm.on && p->kern[k].gemm.dtype == TL_F32 && tl_host_cpu()->avx512f; }
+/* the GEMM generators' blocking: f32 (gemm.c, AVX-512F) and bf16 (gemm_bf16.c, AVX-512-BF16) */
+static int use_gemm_knobs(const TlLProgram *p, int k) {
+    const TlLGemm *g = &p->kern[k].gemm;
+    return g->on && ((g->dtype == TL_F32 && tl_host_cpu()->avx512f) || (g->dtype == TL_BF16 && tl_host_cpu()->avx512_bf16));
+}
 
 /* Every schedule one knob away from s. */
 static void neighbours(const TlLProgram *p, int k, const int64_t *syms, const TlKSched *s, Space *S) {

@@ -414,6 +414,11 @@ static void gen_epilogue(void *ctx, LLVMValueRef bi, LLVMValueRef row0, LLVMValu
     }
 }
 
+/* Whether kernel k compiles through a GEMM generator: gemm.c (f32) or gemm_bf16.c (bf16). */
+static int gemm_fast(Cg *c, const TlLKernel *k) {
+    return tl_cpu_gemm_supported(c->t, &k->gemm) || tl_cpu_gemm_bf16_supported(c->t, &k->gemm);
+}
+
 /* A matmul kernel through the GEMM generator (gemm.c) instead of its loop nest. */
 static void gen_gemm(Cg *c, const TlLKernel *k, LLVMValueRef fn) {
     const TlLGemm *s = &k->gemm;
@@ -427,7 +432,8 @@ static void gen_gemm(Cg *c, const TlLKernel *k, LLVMValueRef fn) {
         .epi = s->has_epi ? gen_epilogue : NULL, .epi_ctx = &ec,
     };
     ec.sc_b = a.sc_b, ec.sc_m = a.sc_m;
-    tl_cpu_gemm_emit(c->mod, c->b, fn, c->t, s, k->name, &a);
+    if (s->dtype == TL_BF16) tl_cpu_gemm_bf16_emit(c->mod, c->b, fn, c->t, s, k->name, &a);
+    else tl_cpu_gemm_emit(c->mod, c->b, fn, c->t, s, k->name, &a);
 }
 
 /* The head size of an attention kernel when it is a constant the generator handles. */
@@ -458,7 +464,7 @@ static LLVMValueRef kernel_extent(Cg *c, const TlLKernel *k) {
         LLVMValueRef nb = LLVMBuildSDiv(c->b, LLVMBuildAdd(c->b, T, LLVMConstInt(c->i64, (unsigned)k->attn.bq - 1, 0), ""), bq, "");
         return k->attn.grad ? gen(c, k->attn.bh) : LLVMBuildMul(c->b, gen(c, k->attn.bh), nb, "");
     }
-    int ext = tl_cpu_gemm_supported(c->t, &k->gemm) ? k->gemm.par_extent : k->par_extent;
+    int ext = gemm_fast(c, k) ? k->gemm.par_extent : k->par_extent;
     return ext >= 0 ? gen(c, ext) : LLVMConstInt(c->i64, 1, 0);
 }
 
@@ -497,7 +503,7 @@ static void gen_kernel(Cg *c, int ki) {
     for (int l = 0; l < k->nlocals; l++) c->localv[l] = LLVMBuildAlloca(c->b, ltype(c, k->local_type[l]), "");
     int64_t K;
     if (attn_fast(c, k, &K)) gen_attn(c, k, inner, K);
-    else if (tl_cpu_gemm_supported(c->t, &k->gemm)) gen_gemm(c, k, inner);
+    else if (gemm_fast(c, k)) gen_gemm(c, k, inner);
     else gen_stmts(c, k->body);
     LLVMBuildRetVoid(c->b);
     free(c->localv);

@@ -45,6 +45,13 @@ int tl_cpu_gemm_supported(const TlCpuTarget *t, const TlLGemm *g);
 void tl_cpu_gemm_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, const TlCpuTarget *t,
                       const TlLGemm *g, const char *name, const TlCpuGemmArgs *args);
 
+/* gemm_bf16.c: the same for a bf16 matmul (gemm.dtype TL_BF16, no epilogue) with
+ * AVX-512-BF16 dot products (vdpbf16ps); the target needs +avx512bf16, else the loop nest
+ * is compiled. args.epi is not used. */
+int tl_cpu_gemm_bf16_supported(const TlCpuTarget *t, const TlLGemm *g);
+void tl_cpu_gemm_bf16_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, const TlCpuTarget *t,
+                           const TlLGemm *g, const char *name, const TlCpuGemmArgs *args);
+
 /* attn.c: the body of a causal attention kernel (TlLKernel.attn; docs/cpu-backend.md).
  * The parallel items are heads x ceil(T / attn.bq) query (or key) blocks, twice that for
  * the backward. */

@@ -109,6 +109,17 @@ then pass "kernels --time measures every kernel"; else cat "$tmp/kt.txt" "$tmp/k
 "$BUILD"/tlc kernels --time --dims M=24 --stdlib stdlib --entry mm --args "a:f32[M,8] b:f32[8,8]" bench/tune/gemm.tl >"$tmp/kt3.txt" 2>&1
 [ $? -eq 0 ] && grep -q '^tl_k0_contract' "$tmp/kt3.txt" && pass "kernels --time --dims" || { cat "$tmp/kt3.txt"; fail "kernels --time --dims"; }
 
+# tlc kernels --kernel NAME.ukr --emit=asm: a bf16 matmul's microkernel is vdpbf16ps on zmm
+# (targets/cpu/gemm_bf16.c) where the CPU has AVX-512-BF16
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+  kb=(--stdlib stdlib --entry mmbf16 --args "a:f32[64,96] b:f32[96,80]" bench/tune/gemm.tl)
+  kn=$("$BUILD"/tlc kernels "${kb[@]}" 2>/dev/null | awk '/^tl_k[0-9]+_contract/ {print $1; exit}')
+  if [ -n "$kn" ] && "$BUILD"/tlc kernels "${kb[@]}" --kernel "$kn.ukr" --emit=asm >"$tmp/bf.s" 2>&1 && grep -q 'vdpbf16ps.*zmm' "$tmp/bf.s"
+  then pass "kernels --emit=asm: bf16 matmul microkernel uses vdpbf16ps"; else head -20 "$tmp/bf.s"; fail "kernels --emit=asm: bf16 matmul microkernel uses vdpbf16ps"; fi
+else
+  echo "SKIP: kernels --emit=asm bf16 microkernel: this CPU has no AVX-512-BF16"
+fi
+
 # --target cuda without a GPU: one line, a non-zero exit
 if ! "$BUILD"/tlc tune bench/tune/gemm.tl --entry mm --args "a:f32[8,8] b:f32[8,8]" --stdlib stdlib --target cuda --cache "$tmp/cache" >"$tmp/cu.txt" 2>&1; then
   if [ "$(wc -l <"$tmp/cu.txt")" -eq 1 ] && grep -q 'no usable NVIDIA GPU' "$tmp/cu.txt"; then pass "tune --target cuda without a GPU: one line, exit 1"
