@@ -234,6 +234,7 @@ int main(void) {
     source_cases();
     scan_cases();
     gpu_schedule_cases();
+    gpu_source_schedule_cases();
     gpu_mma_cases();
     attention_cases();
     case_begin("the attention cases have fused attention launches");

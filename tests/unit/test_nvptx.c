@@ -618,6 +618,7 @@ int main(int argc, char **argv) {
     attention_cases();
     scan_cases();
     gpu_schedule_cases();
+    gpu_source_schedule_cases();
     gpu_mma_cases();
     block_case();
     for (int s = 0; s < nrandom; s++) random_graph_case(s);
