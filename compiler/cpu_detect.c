@@ -105,7 +105,10 @@ static double nsplit_cost(int64_t T, int mr, int nr, int64_t batch, int64_t m, i
 int tl_host_gemm_nsplit(const TlHostCpu *h, const TlGemmBlocking *bl, int64_t batch, int64_t m, int64_t n, int64_t k) {
     if (bl->nsplit > 0) return bl->nsplit;
     if (batch < 1 || m < 1 || n < 1 || k < 1 || bl->mr < 1 || bl->nr < 1) return 1;
-    int64_t T = h->cores < 1 ? 1 : h->cores > 64 ? 64 : h->cores;
+    /* the threads the pool will run: TL_THREADS, else one per core (runtime/pool.c) */
+    const char *e = getenv("TL_THREADS");
+    int64_t T = e && atoi(e) > 0 ? atoi(e) : h->cores;
+    T = T < 1 ? 1 : T > 64 ? 64 : T;
     int best = 1;
     double cbest = nsplit_cost(T, bl->mr, bl->nr, batch, m, n, k, 1);
     for (int ns = 2; ns <= T && ns <= 16; ns++) {

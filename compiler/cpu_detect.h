@@ -29,9 +29,9 @@ TlGemmBlocking tl_host_gemm_blocking(const TlHostCpu *h);
 
 /* How many column strips to cut C into, so that the parallel items form a 2-D grid
  * (row panels x strips; TlLGemm.nsplit): the one that minimizes the estimated time of the
- * slowest of the host's threads, compute plus packing (a strip split packs A once per
- * strip, a row split packs B once per thread). bl->nsplit > 0 (TL_GEMM_BLOCKING) forces
- * it; sizes < 0 (symbolic) give 1. */
+ * slowest of the threads (TL_THREADS, else the host's cores), compute plus packing (a
+ * strip split packs A once per strip, a row split packs B once per thread).
+ * bl->nsplit > 0 (TL_GEMM_BLOCKING) forces it; sizes < 0 (symbolic) give 1. */
 int tl_host_gemm_nsplit(const TlHostCpu *h, const TlGemmBlocking *bl, int64_t batch, int64_t m, int64_t n, int64_t k);
 
 #endif

@@ -223,6 +223,8 @@ static void split_shapes(void) {
  * above M (then strips: A is packed per strip instead of B per thread); 1 thread: none. */
 static void split_heuristic(void) {
     case_begin("column strips chosen per shape and thread count");
+    char *threads = getenv("TL_THREADS") ? strdup(getenv("TL_THREADS")) : NULL;
+    unsetenv("TL_THREADS"); /* the host's cores decide */
     TlHostCpu h = {.cores = 2};
     TlGemmBlocking b = {.mr = 6, .nr = 64, .kc = 256, .mc = 8190, .nc = 1024, .ku = 8, .prefetch = 16};
     EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 2048, 256, 256) == 1);
@@ -234,6 +236,12 @@ static void split_heuristic(void) {
     EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 256, 1024, 2048) == 1);
     b.nsplit = 3;
     EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 2048, 256, 256) == 3);  /* forced */
+    b.nsplit = 0;
+    setenv("TL_THREADS", "2", 1);
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 256, 1024, 2048) == 2); /* 1 core, 2 threads asked for */
+    if (threads) setenv("TL_THREADS", threads, 1);
+    else unsetenv("TL_THREADS");
+    free(threads);
     case_end();
 }
 
