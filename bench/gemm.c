@@ -64,7 +64,7 @@ static void fill(float *x, int64_t n, unsigned seed) {
     }
 }
 
-typedef struct Result { double tl[2], blas[2], err; } Result;
+typedef struct Result { double tl[2], blas[2], err; int nsplit; } Result;
 
 static int run_shape(const Shape *s, int reps, int blas, Result *r) {
     int64_t M = s->m, K = s->k, N = s->n;
@@ -84,6 +84,9 @@ static int run_shape(const Shape *s, int reps, int blas, Result *r) {
         tl_graph_free(g);
         return -1;
     }
+    const TlLProgram *lp = tl_cpu_loops(p);
+    for (int k = 0; k < lp->nkern; k++)
+        if (lp->kern[k].gemm.on) r->nsplit = lp->kern[k].gemm.nsplit;
     float *A = aligned_alloc(64, (size_t)(M * K) * 4 + 64), *B = aligned_alloc(64, (size_t)(K * N) * 4 + 64);
     float *C = aligned_alloc(64, (size_t)(M * N) * 4 + 64);
     fill(A, M * K, 1), fill(B, K * N, 2);
@@ -166,8 +169,8 @@ int main(int argc, char **argv) {
     if (reps < 1 || reps > 64) { fprintf(stderr, "bench/gemm: --reps 1..64\n"); return 2; }
     printf("median of %d runs%s; GFLOPS (%% of the measured FMA peak: %.1f / %.1f GFLOPS on 1 / 2 threads)\n\n", reps,
            cpu_time ? " (1 thread: thread CPU time)" : "", peak[0], peak[1]);
-    printf("%-24s %8s %8s %8s %6s %6s | %8s %8s %8s %6s %6s | %8s\n", "shape M x K x N", "tl 1t", "blas 1t", "tl/blas", "tl%pk", "bl%pk",
-           "tl 2t", "blas 2t", "tl/blas", "tl%pk", "bl%pk", "max err");
+    printf("%-24s %8s %8s %8s %6s %6s | %8s %8s %8s %6s %6s | %8s %6s\n", "shape M x K x N", "tl 1t", "blas 1t", "tl/blas", "tl%pk", "bl%pk",
+           "tl 2t", "blas 2t", "tl/blas", "tl%pk", "bl%pk", "max err", "strips");
     FILE *jf = json ? fopen(json, "w") : NULL;
     if (json && !jf) { fprintf(stderr, "bench/gemm: cannot write %s\n", json); return 1; }
     if (jf)
@@ -184,12 +187,12 @@ int main(int argc, char **argv) {
             printf(" %8.1f %8.1f %8.2f %5.0f%% %5.0f%% |", r.tl[t], r.blas[t], blas ? r.tl[t] / r.blas[t] : NAN, 100 * r.tl[t] / pk,
                    100 * r.blas[t] / pk);
         }
-        printf(" %8.1e\n", r.err);
+        printf(" %8.1e %6d\n", r.err, r.nsplit);
         fflush(stdout);
         if (jf)
-            fprintf(jf, "  {\"shape\": \"%s\", \"m\": %lld, \"k\": %lld, \"n\": %lld, \"tl_gflops\": [%.2f, %.2f], \"openblas_gflops\": [%.2f, %.2f], \"max_rel_err\": %.3g}%s\n",
+            fprintf(jf, "  {\"shape\": \"%s\", \"m\": %lld, \"k\": %lld, \"n\": %lld, \"tl_gflops\": [%.2f, %.2f], \"openblas_gflops\": [%.2f, %.2f], \"max_rel_err\": %.3g, \"nsplit\": %d}%s\n",
                     shapes[i].name, (long long)shapes[i].m, (long long)shapes[i].k, (long long)shapes[i].n, r.tl[0], r.tl[1], r.blas[0],
-                    r.blas[1], r.err, i + 1 < ns ? "," : "");
+                    r.blas[1], r.err, r.nsplit, i + 1 < ns ? "," : "");
     }
     if (jf) fputs(" ]\n}\n", jf), fclose(jf);
     return 0;
