@@ -89,12 +89,14 @@ static void run_chunk(TlPool *p, TlPoolFn fn, void *ctx, int64_t n, int t) {
  * queues behind the caller and the two run one after the other. A call of a few ms ends
  * before the load balancer moves it (2 threads measured at 1-thread speed on 268 MFLOP
  * GEMMs while OpenBLAS's idle workers spun on the other vCPU: docs/performance.md). So
- * each worker may run on the pool's CPUs but the one the caller is on; updated only when
- * the caller has moved. Linux only; elsewhere a no-op. */
+ * each worker may run on the pool's CPUs but the one the caller is on (when there are at
+ * least as many CPUs as threads); updated only when the caller has moved. Linux only;
+ * elsewhere a no-op. */
 static void keep_off_caller(TlPool *p) {
 #if defined(__linux__)
     int c = sched_getcpu();
-    if (c < 0 || c == p->away_from || p->n < 2 || p->ncpus < 2 || !CPU_ISSET(c, &p->cpus)) return;
+    /* more threads than CPUs: the scheduler shares them out; the caller's CPU is needed */
+    if (c < 0 || c == p->away_from || p->n < 2 || p->n > p->ncpus || !CPU_ISSET(c, &p->cpus)) return;
     cpu_set_t m = p->cpus;
     CPU_CLR(c, &m);
     for (int i = 1; i < p->n; i++) pthread_setaffinity_np(p->th[i - 1], sizeof m, &m);
