@@ -219,8 +219,9 @@ static void split_shapes(void) {
     want_nsplit = 0;
 }
 
-/* The shape heuristic (cpu_detect.c): with 2 threads, row panels split unless N is well
- * above M (then strips: A is packed per strip instead of B per thread); 1 thread: none. */
+/* The shape heuristic (cpu_detect.c): row panels split unless few panels are shared by
+ * the threads while N is large (then strips: A is packed per strip instead of all of B
+ * per thread); 1 thread: none. */
 static void split_heuristic(void) {
     case_begin("column strips chosen per shape and thread count");
     char *threads = getenv("TL_THREADS") ? strdup(getenv("TL_THREADS")) : NULL;
@@ -229,16 +230,21 @@ static void split_heuristic(void) {
     TlGemmBlocking b = {.mr = 6, .nr = 64, .kc = 256, .mc = 8190, .nc = 1024, .ku = 8, .prefetch = 16};
     EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 2048, 256, 256) == 1);
     EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 512, 512, 512) == 1);
-    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 256, 1024, 2048) == 2); /* dW of 2048x256x1024 */
-    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 256, -1, 2048) == 1);   /* symbolic N */
-    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 6, 64, 64) == 1);       /* one NR panel: nothing to cut */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 256, 1024, 2048) == 1);  /* dW of 2048x256x1024 */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 64, 4096, 2048) == 2);   /* 11 panels, B 32 MiB */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 64, -1, 2048) == 1);     /* symbolic N */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 6, 64, 64) == 1);        /* one NR panel: nothing to cut */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 64, 64, 4096, 2048) == 1);  /* batches keep threads apart */
+    h.cores = 16;
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 256, 1024, 2048) > 1);   /* 43 panels on 16 threads */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 2048, 256, 256) == 1);
     h.cores = 1;
-    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 256, 1024, 2048) == 1);
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 64, 4096, 2048) == 1);
     b.nsplit = 3;
-    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 2048, 256, 256) == 3);  /* forced */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 2048, 256, 256) == 3);   /* forced */
     b.nsplit = 0;
     setenv("TL_THREADS", "2", 1);
-    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 256, 1024, 2048) == 2); /* 1 core, 2 threads asked for */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 64, 4096, 2048) == 2);   /* 1 core, 2 threads asked for */
     if (threads) setenv("TL_THREADS", threads, 1);
     else unsetenv("TL_THREADS");
     free(threads);
