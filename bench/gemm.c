@@ -176,6 +176,7 @@ int main(int argc, char **argv) {
     if (jf)
         fprintf(jf, "{\"cpu\": \"%s\", \"cores\": %d, \"peak_gflops\": [%.1f, %.1f], \"blocking\": {\"mr\": %d, \"nr\": %d, \"kc\": %d, \"mc\": %d, \"nc\": %d},\n \"results\": [\n",
                 h->model, h->cores, peak[0], peak[1], bl.mr, bl.nr, bl.kc, bl.mc, bl.nc);
+    int nres = 0; /* results written to the JSON (--only may skip the last shapes) */
     for (int i = 0; i < ns; i++) {
         if (only && !strstr(shapes[i].name, only)) continue;
         Result r;
@@ -190,10 +191,10 @@ int main(int argc, char **argv) {
         printf(" %8.1e %6d\n", r.err, r.nsplit);
         fflush(stdout);
         if (jf)
-            fprintf(jf, "  {\"shape\": \"%s\", \"m\": %lld, \"k\": %lld, \"n\": %lld, \"tl_gflops\": [%.2f, %.2f], \"openblas_gflops\": [%.2f, %.2f], \"max_rel_err\": %.3g, \"nsplit\": %d}%s\n",
-                    shapes[i].name, (long long)shapes[i].m, (long long)shapes[i].k, (long long)shapes[i].n, r.tl[0], r.tl[1], r.blas[0],
-                    r.blas[1], r.err, r.nsplit, i + 1 < ns ? "," : "");
+            fprintf(jf, "%s  {\"shape\": \"%s\", \"m\": %lld, \"k\": %lld, \"n\": %lld, \"tl_gflops\": [%.2f, %.2f], \"openblas_gflops\": [%.2f, %.2f], \"max_rel_err\": %.3g, \"nsplit\": %d}",
+                    nres++ ? ",\n" : "", shapes[i].name, (long long)shapes[i].m, (long long)shapes[i].k, (long long)shapes[i].n, r.tl[0], r.tl[1], r.blas[0],
+                    r.blas[1], r.err, r.nsplit);
     }
-    if (jf) fputs(" ]\n}\n", jf), fclose(jf);
+    if (jf) fputs("\n ]\n}\n", jf), fclose(jf);
     return 0;
 }
