@@ -72,7 +72,7 @@ static void fill(float *x, int64_t n, unsigned seed, int bf16) {
     }
 }
 
-typedef struct Result { double tl[2], blas[2], err; } Result;
+typedef struct Result { double tl[2], blas[2], err; int nsplit; } Result;
 
 static int run_shape(const Shape *s, int reps, int blas, Result *r) {
     int64_t M = s->m, K = s->k, N = s->n;
@@ -92,6 +92,9 @@ static int run_shape(const Shape *s, int reps, int blas, Result *r) {
         tl_graph_free(g);
         return -1;
     }
+    const TlLProgram *lp = tl_cpu_loops(p);
+    for (int k = 0; k < lp->nkern; k++)
+        if (lp->kern[k].gemm.on) r->nsplit = lp->kern[k].gemm.nsplit;
     float *A = aligned_alloc(64, (size_t)(M * K) * 4 + 64), *B = aligned_alloc(64, (size_t)(K * N) * 4 + 64);
     float *C = aligned_alloc(64, (size_t)(M * N) * 4 + 64);
     fill(A, M * K, 1, s->dt == TL_BF16), fill(B, K * N, 2, s->dt == TL_BF16);
@@ -181,14 +184,14 @@ int main(int argc, char **argv) {
     if (reps < 1 || reps > 64) { fprintf(stderr, "bench/gemm: --reps 1..64\n"); return 2; }
     printf("median of %d runs%s; GFLOPS (%% of the measured FMA peak: %.1f / %.1f GFLOPS on 1 / 2 threads; bf16 rows: tl%%pk of twice\n"
            "that, blas is cblas_sgemm (f32) on the same data)\n\n", reps, cpu_time ? " (1 thread: thread CPU time)" : "", peak[0], peak[1]);
-    printf("%-24s %8s %8s %8s %6s %6s | %8s %8s %8s %6s %6s | %8s\n", "shape M x K x N", "tl 1t", "blas 1t", "tl/blas", "tl%pk", "bl%pk",
-           "tl 2t", "blas 2t", "tl/blas", "tl%pk", "bl%pk", "max err");
+    printf("%-24s %8s %8s %8s %6s %6s | %8s %8s %8s %6s %6s | %8s %6s\n", "shape M x K x N", "tl 1t", "blas 1t", "tl/blas", "tl%pk", "bl%pk",
+           "tl 2t", "blas 2t", "tl/blas", "tl%pk", "bl%pk", "max err", "strips");
     FILE *jf = json ? fopen(json, "w") : NULL;
     if (json && !jf) { fprintf(stderr, "bench/gemm: cannot write %s\n", json); return 1; }
     if (jf)
         fprintf(jf, "{\"cpu\": \"%s\", \"cores\": %d, \"peak_gflops\": [%.1f, %.1f], \"blocking\": {\"mr\": %d, \"nr\": %d, \"kc\": %d, \"mc\": %d, \"nc\": %d},\n \"results\": [\n",
                 h->model, h->cores, peak[0], peak[1], bl.mr, bl.nr, bl.kc, bl.mc, bl.nc);
-    int nrows = 0; /* in the JSON */
+    int nrows = 0; /* results written to the JSON (--only may skip the last shapes) */
     for (int i = 0; i < ns; i++) {
         if (only && !strstr(shapes[i].name, only)) continue;
         Result r;
@@ -201,12 +204,12 @@ int main(int argc, char **argv) {
             printf(" %8.1f %8.1f %8.2f %5.0f%% %5.0f%% |", r.tl[t], r.blas[t], blas ? r.tl[t] / r.blas[t] : NAN, 100 * r.tl[t] / pk,
                    100 * r.blas[t] / (peak[t] > 0 ? peak[t] : NAN));
         }
-        printf(" %8.1e\n", r.err);
+        printf(" %8.1e %6d\n", r.err, r.nsplit);
         fflush(stdout);
         if (jf)
-            fprintf(jf, "%s  {\"shape\": \"%s\", \"dtype\": \"%s\", \"peak_factor\": %d, \"m\": %lld, \"k\": %lld, \"n\": %lld, \"tl_gflops\": [%.2f, %.2f], \"openblas_gflops\": [%.2f, %.2f], \"max_rel_err\": %.3g}",
+            fprintf(jf, "%s  {\"shape\": \"%s\", \"dtype\": \"%s\", \"peak_factor\": %d, \"m\": %lld, \"k\": %lld, \"n\": %lld, \"tl_gflops\": [%.2f, %.2f], \"openblas_gflops\": [%.2f, %.2f], \"max_rel_err\": %.3g, \"nsplit\": %d}",
                     nrows++ ? ",\n" : "", shapes[i].name, tl_dtype_name(shapes[i].dt), pf, (long long)shapes[i].m, (long long)shapes[i].k, (long long)shapes[i].n,
-                    r.tl[0], r.tl[1], r.blas[0], r.blas[1], r.err);
+                    r.tl[0], r.tl[1], r.blas[0], r.blas[1], r.err, r.nsplit);
     }
     if (jf) fputs("\n ]\n}\n", jf), fclose(jf);
     return 0;

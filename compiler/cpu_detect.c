@@ -73,15 +73,52 @@ TlGemmBlocking tl_host_gemm_blocking(const TlHostCpu *h) {
     g.nc = (int)clamp64(nc / g.nr * g.nr, g.nr, 4096);
     int64_t mc = l3 / 2 / (h->cores > 0 ? h->cores : 1) / (g.kc * 4);
     g.mc = (int)clamp64(mc / g.mr * g.mr, g.mr, 8190 / g.mr * g.mr);
-    /* TL_GEMM_BLOCKING=mr,nr,kc,mc,nc,ku,prefetch overrides (for experiments and tuning);
-     * fields left out or 0 keep the host's values */
+    /* TL_GEMM_BLOCKING=mr,nr,kc,mc,nc,ku,prefetch,nsplit overrides (for experiments and
+     * tuning); fields left out or 0 keep the host's values */
     const char *e = getenv("TL_GEMM_BLOCKING");
     if (e && *e) {
-        int v[7] = {0};
-        sscanf(e, "%d,%d,%d,%d,%d,%d,%d", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]);
-        int *f[7] = {&g.mr, &g.nr, &g.kc, &g.mc, &g.nc, &g.ku, &g.prefetch};
-        for (int i = 0; i < 7; i++)
+        int v[8] = {0};
+        sscanf(e, "%d,%d,%d,%d,%d,%d,%d,%d", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+        int *f[8] = {&g.mr, &g.nr, &g.kc, &g.mc, &g.nc, &g.ku, &g.prefetch, &g.nsplit};
+        for (int i = 0; i < 8; i++)
             if (v[i] > 0) *f[i] = v[i];
     }
     return g;
+}
+
+/* Items are batch x nsplit x ceil(M / MR) (strip-major within a batch); the pool gives each
+ * of T threads a contiguous run of them. A thread's time, in FMA-vector steps: its items'
+ * MR x (strip width) x K multiply-adds, 16 per step (strips are whole NR panels, padding
+ * included), plus packing at a step per float (fitted on Zen 4: a second pass of packing
+ * A^T for 256 x 2048 x 256 cost 7% of the product): A's MR x K per item and B's K x strip
+ * per strip it touches. The row split packs B once per thread, the strip split A once per
+ * strip: strips pay when many threads share few row panels (M = 256 on 16 threads: 43
+ * panels, each thread would pack all of B). */
+static double nsplit_cost(int64_t T, int mr, int nr, int64_t batch, int64_t m, int64_t n, int64_t k, int64_t ns) {
+    int64_t panels = (m + mr - 1) / mr, strip = ((n + nr - 1) / nr + ns - 1) / ns * nr;
+    int64_t items = (batch * ns * panels + T - 1) / T;
+    int64_t strips = (items + panels - 1) / panels + (items % panels != 0);
+    if (strips > batch * ns) strips = batch * ns;
+    double mac = (double)items * mr * (double)strip * (double)k;
+    double pack = (double)items * mr * (double)k + (double)strips * (double)k * (double)strip;
+    return mac / 16 + pack;
+}
+
+int tl_host_gemm_nsplit(const TlHostCpu *h, const TlGemmBlocking *bl, int64_t batch, int64_t m, int64_t n, int64_t k) {
+    if (bl->nsplit > 0) return bl->nsplit;
+    if (batch < 1 || m < 1 || n < 1 || k < 1 || bl->mr < 1 || bl->nr < 1) return 1;
+    /* the threads the pool will run: TL_THREADS, else one per core (runtime/pool.c) */
+    const char *e = getenv("TL_THREADS");
+    int64_t T = e && atoi(e) > 0 ? atoi(e) : h->cores;
+    T = T < 1 ? 1 : T > 64 ? 64 : T;
+    int best = 1;
+    double cbest = nsplit_cost(T, bl->mr, bl->nr, batch, m, n, k, 1);
+    for (int ns = 2; ns <= T && ns <= 16; ns++) {
+        if (T % ns || (int64_t)ns * bl->nr > n) continue; /* a grid of whole threads; no empty strips */
+        double c = nsplit_cost(T, bl->mr, bl->nr, batch, m, n, k, ns);
+        /* 10% better, or keep fewer strips: on 2 threads the model's 2-6% gains for the
+         * GPT's dW products measured as nothing or losses (docs/performance.md) */
+        if (c < 0.9 * cbest) cbest = c, best = ns;
+    }
+    return best;
 }

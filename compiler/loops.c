@@ -86,6 +86,16 @@ int tl_loops_var(TlLProgram *p, int var) {
     return e;
 }
 
+/* e's value when it is a constant, else -1 */
+static int64_t const_or(const TlLProgram *p, int e) { return p->ex[e].kind == TL_LE_INT ? p->ex[e].ival : -1; }
+
+int tl_loops_gemm_extent(TlLProgram *p, const TlLGemm *g) {
+    int mr = tl_loops_int(p, TL_LT_I64, g->mr);
+    int panels = tl_loops_bin(p, TL_LOP_IDIV, tl_loops_bin(p, TL_LOP_ADD, g->m, tl_loops_int(p, TL_LT_I64, g->mr - 1)), mr);
+    int segs = g->nsplit > 1 ? tl_loops_bin(p, TL_LOP_MUL, g->batch, tl_loops_int(p, TL_LT_I64, g->nsplit)) : g->batch;
+    return tl_loops_bin(p, TL_LOP_MUL, segs, panels);
+}
+
 static int is_int(const TlLProgram *p, int e, int64_t v) {
     return p->ex[e].kind == TL_LE_INT && p->ex[e].ival == v;
 }
@@ -634,9 +644,10 @@ static void match_gemm(Lower *L, int id, TlLKernel *k, const TlContractSpec *cs,
     g->sc_b = st[2][GB], g->sc_m = st[2][M];
     g->mr = bl.mr, g->nr = bl.nr, g->kc = bl.kc, g->mc = bl.mc, g->nc = bl.nc, g->ku = bl.ku;
     g->prefetch = bl.prefetch;
-    int mr = tl_loops_int(p, TL_LT_I64, g->mr);
-    int panels = tl_loops_bin(p, TL_LOP_IDIV, tl_loops_bin(p, TL_LOP_ADD, g->m, tl_loops_int(p, TL_LT_I64, g->mr - 1)), mr);
-    g->par_extent = tl_loops_bin(p, TL_LOP_MUL, g->batch, panels);
+    /* column strips: the f32 generator's (the bf16 one has row panels only) */
+    g->nsplit = n->dtype != TL_F32 ? 1
+                : tl_host_gemm_nsplit(tl_host_cpu(), &bl, const_or(p, g->batch), const_or(p, g->m), const_or(p, g->n), const_or(p, g->k));
+    g->par_extent = tl_loops_gemm_extent(p, g);
     if (!epi) return;
     /* C is the group's root (same shape as the contraction); the domain variables become
      * functions of the GEMM's (b, i, j) */

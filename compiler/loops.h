@@ -152,7 +152,9 @@ typedef struct TlLGemm {
     int kc, mc, nc;        /* cache blocks: k depth, rows per pass, columns of packed B */
     int ku;                /* k-loop unroll of the microkernel */
     int prefetch;          /* prefetch distance in k steps (0: none) */
-    int par_extent;        /* i64 expr: parallel items (batch x mr-row panels) */
+    int nsplit;            /* the columns of C cut into nsplit parallel strips of whole
+                              nr-panels (1: none): with the row panels, a 2-D grid of items */
+    int par_extent;        /* i64 expr: parallel items (batch x nsplit x mr-row panels) */
     /* Epilogue (a fused `gemm` group: docs/fusion.md): once C[b, i, j] is fully summed
      * (after the last k block), C[b, i, j] = epi, an expression in C's storage type over
      * the local `epi_acc` (the sum, read as that local's type) and the loop variables
@@ -269,6 +271,8 @@ void tl_loops_print_expr(FILE *f, const TlLProgram *p, int e);
 
 /* Evaluate an i64 expression of syms (and no loop variables): buffer sizes, extents. */
 int64_t tl_loops_eval(const TlLProgram *p, int e, const int64_t *syms);
+/* The parallel extent of a GEMM, batch x nsplit x ceil(m / mr) items (TlLGemm.par_extent). */
+int tl_loops_gemm_extent(TlLProgram *p, const TlLGemm *g);
 
 /* ---- building blocks (used by the lowering and by passes) ---- */
 int tl_loops_int(TlLProgram *p, TlLType t, int64_t v);

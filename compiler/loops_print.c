@@ -178,8 +178,8 @@ static void print_gemm(FILE *f, const TlLProgram *p, const TlLGemm *g) {
         fprintf(f, nm[i][0] ? " %s " : ",", nm[i]);
         tl_loops_print_expr(f, p, e[i]);
     }
-    fprintf(f, "\n  gemm schedule: block %dx%d kc %d mc %d nc %d unroll %d prefetch %d\n", g->mr, g->nr, g->kc, g->mc,
-            g->nc, g->ku, g->prefetch);
+    fprintf(f, "\n  gemm schedule: block %dx%d kc %d mc %d nc %d unroll %d prefetch %d nsplit %d\n", g->mr, g->nr, g->kc, g->mc,
+            g->nc, g->ku, g->prefetch, g->nsplit);
     if (g->has_epi) {
         fprintf(f, "  gemm epilogue: b%d[b, i, j] = ", g->c);
         tl_loops_print_expr(f, p, g->epi);

@@ -113,6 +113,10 @@ static void neighbours(const TlLProgram *p, int k, const int64_t *syms, const Tl
             if (kus[i] != s->gemm.ku) t = *s, t.gemm.ku = kus[i], add(S, p, k, &t);
         for (size_t i = 0; i < sizeof pfs / sizeof *pfs; i++)
             if (pfs[i] != s->gemm.prefetch) t = *s, t.gemm.prefetch = pfs[i], add(S, p, k, &t);
+        /* column strips (the grid's second axis): one, or up to the threads it runs on */
+        int T = p->kern[k].gemm.dtype == TL_F32 ? tl_host_cpu()->cores : 1; /* f32 only (gemm.c) */
+        for (int ns = 1; ns <= 8 && ns <= (T > 1 ? T : 1); ns *= 2)
+            if (ns != s->gemm.nsplit) t = *s, t.gemm.nsplit = ns, add(S, p, k, &t);
         return;
     }
     if (p->kern[k].attn.on) return; /* compiled by the attention generator, not its loops */

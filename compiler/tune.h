@@ -29,8 +29,9 @@ typedef struct TlKLoopSched {
     int64_t tile;/* split by this size (a power of two below the extent); 0: no split */
 } TlKLoopSched;
 
-/* The GEMM blocking of a matmul kernel (TlLGemm's schedule fields); on = 0: untouched. */
-typedef struct TlKGemmSched { int on, mr, nr, kc, mc, nc, ku, prefetch; } TlKGemmSched;
+/* The GEMM blocking of a matmul kernel (TlLGemm's schedule fields: nsplit is its column
+ * strips, the second axis of the parallel grid); on = 0: untouched. */
+typedef struct TlKGemmSched { int on, mr, nr, kc, mc, nc, ku, prefetch, nsplit; } TlKGemmSched;
 
 /* A kernel's schedule. */
 typedef struct TlKSched {

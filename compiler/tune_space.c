@@ -20,7 +20,7 @@ void tl_ksched_default(const TlLProgram *p, int k, TlKSched *s) {
     s->nloops = kernel_loops(p, k, loops);
     const TlLGemm *g = &p->kern[k].gemm;
     if (g->on)
-        s->gemm = (TlKGemmSched){1, g->mr, g->nr, g->kc, g->mc, g->nc, g->ku, g->prefetch};
+        s->gemm = (TlKGemmSched){1, g->mr, g->nr, g->kc, g->mc, g->nc, g->ku, g->prefetch, g->nsplit > 1 ? g->nsplit : 1};
     s->gpu_block = p->kern[k].gpu_block;
 }
 
@@ -49,7 +49,8 @@ static int fail(char *err, int errn, const char *msg, int i) {
 static int gemm_ok(const TlKGemmSched *g) {
     if (!(g->mr >= 1 && g->mr <= 16 && g->nr >= 16 && g->nr <= 64 && g->nr % 16 == 0 &&
           g->mr * (g->nr / 16) <= 28 && g->kc >= 1 && g->nc >= g->nr && g->nc % g->nr == 0 &&
-          g->mc >= g->mr && g->ku >= 1 && g->ku <= 16 && g->prefetch >= 0 && g->prefetch <= 64))
+          g->mc >= g->mr && g->ku >= 1 && g->ku <= 16 && g->prefetch >= 0 && g->prefetch <= 64 &&
+          g->nsplit >= 1 && g->nsplit <= 64))
         return 0;
     int64_t floats = ((int64_t)g->kc + 16) * g->nc + ((int64_t)g->kc + 16) * g->mr;
     return floats * 4 <= ((int64_t)3 << 20);
@@ -85,14 +86,11 @@ int tl_ksched_apply(TlLProgram *p, int k, const TlKSched *s, char *err, int errn
     kernel_loops(p, k, loops);
     if (s->gemm.on) {
         TlLGemm *g = &K->gemm;
-        int old_mr = g->mr;
+        int old_mr = g->mr, old_ns = g->nsplit;
         g->mr = s->gemm.mr, g->nr = s->gemm.nr, g->kc = s->gemm.kc, g->mc = s->gemm.mc;
-        g->nc = s->gemm.nc, g->ku = s->gemm.ku, g->prefetch = s->gemm.prefetch;
-        if (g->mr != old_mr) { /* items are mr-row panels of every batch */
-            int mr = tl_loops_int(p, TL_LT_I64, g->mr);
-            int panels = tl_loops_bin(p, TL_LOP_IDIV, tl_loops_bin(p, TL_LOP_ADD, g->m, tl_loops_int(p, TL_LT_I64, g->mr - 1)), mr);
-            p->kern[k].gemm.par_extent = tl_loops_bin(p, TL_LOP_MUL, p->kern[k].gemm.batch, panels);
-        }
+        g->nc = s->gemm.nc, g->ku = s->gemm.ku, g->prefetch = s->gemm.prefetch, g->nsplit = s->gemm.nsplit;
+        /* items are mr-row panels of every strip of every batch */
+        if (g->mr != old_mr || g->nsplit != old_ns) g->par_extent = tl_loops_gemm_extent(p, g);
     }
     K->gpu_block = s->gpu_block;
     if (s->serial) {
@@ -130,6 +128,7 @@ void tl_ksched_format(const TlKSched *s, char *buf, size_t n) {
     if (s->gemm.on)
         PUT("gemm %dx%d mc=%d kc=%d nc=%d ku=%d pf=%d ", s->gemm.mr, s->gemm.nr, s->gemm.mc, s->gemm.kc,
             s->gemm.nc, s->gemm.ku, s->gemm.prefetch);
+    if (s->gemm.on && s->gemm.nsplit > 1) PUT("nsplit=%d ", s->gemm.nsplit);
     if (s->gpu_block) PUT("gpu_block=%d ", s->gpu_block);
 #undef PUT
     if (o > n - 1) o = n - 1;
@@ -157,6 +156,7 @@ char *tl_ksched_to_json(const TlKSched *s) {
         cJSON_AddNumberToObject(g, "nc", s->gemm.nc);
         cJSON_AddNumberToObject(g, "ku", s->gemm.ku);
         cJSON_AddNumberToObject(g, "prefetch", s->gemm.prefetch);
+        cJSON_AddNumberToObject(g, "nsplit", s->gemm.nsplit);
     }
     if (s->gpu_block) cJSON_AddNumberToObject(j, "gpu_block", s->gpu_block);
     char *text = cJSON_PrintUnformatted(j);
@@ -196,6 +196,12 @@ static int sched_from_cjson(const cJSON *j, TlKSched *s) {
         for (int i = 0; i < 7; i++) {
             if (get_int(g, names[i], 0, 1 << 20, &v)) return -1;
             *dst[i] = (int)v;
+        }
+        /* caches written before the column strips: one strip, as they were measured */
+        s->gemm.nsplit = 1;
+        if (cJSON_GetObjectItemCaseSensitive(g, "nsplit")) {
+            if (get_int(g, "nsplit", 1, 64, &v)) return -1;
+            s->gemm.nsplit = (int)v;
         }
         s->gemm.on = 1;
     }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,11 @@ struct TlPool {
     TlPoolFn fn;
     void *ctx;
     int64_t n_items;
+    int away_from;          /* the CPU the workers are kept off (the caller's), -1: none */
+#if defined(__linux__)
+    cpu_set_t cpus;         /* the CPUs the pool may use: its creator's at creation */
+    int ncpus;              /* CPU_COUNT(&cpus), 0 when unknown */
+#endif
 };
 
 typedef struct Worker {
@@ -77,6 +83,29 @@ static void run_chunk(TlPool *p, TlPoolFn fn, void *ctx, int64_t n, int t) {
     }
 }
 
+/* Keeps the workers off the CPU the caller runs on. Linux places a woken thread on the
+ * waker's CPU when the others look busy (wake-affine), and a CPU running anything at all,
+ * even a niced job or another library's spinning worker, looks busy: the worker then
+ * queues behind the caller and the two run one after the other. A call of a few ms ends
+ * before the load balancer moves it (2 threads measured at 1-thread speed on 268 MFLOP
+ * GEMMs while OpenBLAS's idle workers spun on the other vCPU: docs/performance.md). So
+ * each worker may run on the pool's CPUs but the one the caller is on (when there are at
+ * least as many CPUs as threads); updated only when the caller has moved. Linux only;
+ * elsewhere a no-op. */
+static void keep_off_caller(TlPool *p) {
+#if defined(__linux__)
+    int c = sched_getcpu();
+    /* more threads than CPUs: the scheduler shares them out; the caller's CPU is needed */
+    if (c < 0 || c == p->away_from || p->n < 2 || p->n > p->ncpus || !CPU_ISSET(c, &p->cpus)) return;
+    cpu_set_t m = p->cpus;
+    CPU_CLR(c, &m);
+    for (int i = 1; i < p->n; i++) pthread_setaffinity_np(p->th[i - 1], sizeof m, &m);
+    p->away_from = c;
+#else
+    (void)p;
+#endif
+}
+
 static void *worker_main(void *arg) {
     Worker w = *(Worker *)arg;
     free(arg);
@@ -114,6 +143,10 @@ TlPool *tl_pool_create(int n) {
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
     p->n = 1;
+    p->away_from = -1;
+#if defined(__linux__)
+    if (sched_getaffinity(0, sizeof p->cpus, &p->cpus) == 0) p->ncpus = CPU_COUNT(&p->cpus);
+#endif
     for (int i = 1; i < n; i++) {
         Worker *w = malloc(sizeof *w);
         if (!w) break;
@@ -156,6 +189,7 @@ void tl_pool_for(TlPool *p, int64_t n_items, TlPoolFn fn, void *ctx) {
         return;
     }
     pthread_mutex_lock(&p->call_mu);
+    keep_off_caller(p);
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;

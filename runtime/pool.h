@@ -14,9 +14,13 @@
  * instead: tl_pool_for over block indices, each block writes its partial into its own slot,
  * then the caller adds the slots in order (see tests/unit/test_runtime_pool.c).
  *
- * The workers sleep on a condition variable between calls. A pool of 1 runs everything
- * inline on the caller. A tl_pool_for called from inside a body (nested) runs inline too,
- * instead of deadlocking; calls from several threads into one pool are serialized. */
+ * The workers sleep on a condition variable between calls, and (Linux, no more threads
+ * than CPUs) run on the CPUs their creator could use minus the one the caller is on when
+ * it hands out work, so that a woken worker never queues behind its caller when the other
+ * CPUs look busy (pool.c).
+ * A pool of 1 runs everything inline on the caller. A tl_pool_for called from inside a
+ * body (nested) runs inline too, instead of deadlocking; calls from several threads into
+ * one pool are serialized. */
 #ifndef TL_POOL_H
 #define TL_POOL_H
 #include <stddef.h>

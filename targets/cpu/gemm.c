@@ -4,12 +4,14 @@
  *
  *   C[b, i, j] = sum_k A[b, i, k] * B[b, k, j]        (f32, C's j stride 1)
  *
- * The kernel runs items [begin, end) of batch x ceil(M / MR) row panels (the thread pool
- * gives each thread one contiguous range):
+ * The kernel runs items [begin, end) of batch x NS x ceil(M / MR): row panels of each of
+ * NS column strips (TlLGemm.nsplit; strips are whole NR panels) of each batch, a 2-D grid
+ * of C tiles. The thread pool gives each thread one contiguous range of them, and a
+ * thread packs A for its rows and B for its strip only:
  *
- *   for each batch b and row range [r0, r1) of the items:
+ *   for each batch b, strip [n0, n1) and row range [r0, r1) of the items:
  *     for ic in [r0, r1) step MC:                    rows per pass over B
- *       for jc in [0, N) step NC:
+ *       for jc in [n0, n1) step NC:
  *         for pc in [0, K) step kc (K split in equal blocks of at most KC):
  *           pack B[pc:pc+KC, jc:jc+NC] -> pb        KC x NR micro-panels, zero-padded (L2)
  *           for ir in [ic, ic+MC) step MR:
@@ -28,8 +30,8 @@
  * Every element of C is a sum of KC-blocks in k order, each block one fused multiply-add
  * chain from 0 over its k in order, added to C after the block (reading C at the end, not
  * at the start, keeps a cache miss on C off the FMA chains). The blocks depend on the
- * schedule only, never on the thread count: results are bitwise the same for any number
- * of threads. */
+ * schedule only, never on the thread count or the grid: results are bitwise the same for
+ * any number of threads. */
 #include <stdio.h>
 #include <string.h>
 
@@ -51,7 +53,7 @@ int tl_cpu_gemm_supported(const TlCpuTarget *t, const TlLGemm *g) {
     if (!g->on || g->dtype != TL_F32 || !t->gemm || !t->features || !strstr(t->features, "+avx512f")) return 0;
     return g->mr >= 1 && g->mr <= 16 && g->nr >= 16 && g->nr <= 64 && g->nr % 16 == 0 &&
            g->mr * (g->nr / 16) <= 28 && g->kc >= 1 && g->nc >= g->nr && g->nc % g->nr == 0 &&
-           g->mc >= g->mr && g->ku >= 1 && g->ku <= 16 && g->prefetch >= 0;
+           g->mc >= g->mr && g->ku >= 1 && g->ku <= 16 && g->prefetch >= 0 && g->nsplit >= 0 && g->nsplit <= 64;
 }
 
 /* ---- small builders ---- */
@@ -500,12 +502,19 @@ void tl_cpu_gemm_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, cons
     int64_t pstride = (int64_t)(s->kc + 16) * MR; /* one A micro-panel with its slack */
     LLVMValueRef pa_all = entry_alloca(&g, g.f32, ci(&g, PG * pstride + 32), 64);
     LLVMValueRef panels = LLVMBuildSDiv(b, add(&g, x->m, ci(&g, MR - 1)), ci(&g, MR), "");
+    /* column strips: nsplit runs of whole NR panels, the last one short */
+    int NS = s->nsplit > 1 ? s->nsplit : 1;
+    LLVMValueRef strip = NULL;
+    if (NS > 1) {
+        LLVMValueRef npan = LLVMBuildSDiv(b, add(&g, x->n, ci(&g, NR - 1)), ci(&g, NR), "");
+        strip = mul(&g, LLVMBuildSDiv(b, add(&g, npan, ci(&g, NS - 1)), ci(&g, NS), ""), ci(&g, NR));
+    }
     LLVMValueRef kend = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, x->k, ci(&g, 1), ""), x->k, ci(&g, 1), "");
     /* k blocks of equal depth <= KC (K = 256 with KC = 192: two blocks of 128, not 192 + 64) */
     LLVMValueRef nkb = LLVMBuildSDiv(b, add(&g, kend, ci(&g, s->kc - 1)), ci(&g, s->kc), "");
     LLVMValueRef kstep = LLVMBuildSDiv(b, add(&g, kend, LLVMBuildSub(b, nkb, ci(&g, 1), "")), nkb, "");
 
-    /* items [begin, end): runs of row panels within one batch each */
+    /* items [begin, end): runs of row panels within one batch and strip each */
     LLVMValueRef islot = entry_alloca(&g, g.i64, NULL, 8);
     LLVMBuildStore(b, x->begin, islot);
     LLVMBasicBlockRef head = block(&g, "items"), body = block(&g, "item"), done = block(&g, "items.done");
@@ -514,8 +523,11 @@ void tl_cpu_gemm_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, cons
     LLVMValueRef item = LLVMBuildLoad2(b, g.i64, islot, "");
     LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntSLT, item, x->end, ""), body, done);
     LLVMPositionBuilderAtEnd(b, body);
-    LLVMValueRef bi = LLVMBuildSDiv(b, item, panels, "");
-    LLVMValueRef p0 = LLVMBuildSub(b, item, mul(&g, bi, panels), "");
+    LLVMValueRef seg = LLVMBuildSDiv(b, item, panels, ""); /* bi * NS + strip */
+    LLVMValueRef p0 = LLVMBuildSub(b, item, mul(&g, seg, panels), "");
+    LLVMValueRef bi = NS > 1 ? LLVMBuildSDiv(b, seg, ci(&g, NS), "") : seg;
+    LLVMValueRef col0 = NS > 1 ? mul(&g, LLVMBuildSub(b, seg, mul(&g, bi, ci(&g, NS)), ""), strip) : ci(&g, 0);
+    LLVMValueRef col1 = NS > 1 ? imin(&g, x->n, add(&g, col0, strip)) : x->n;
     LLVMValueRef cnt = imin(&g, LLVMBuildSub(b, panels, p0, ""), LLVMBuildSub(b, x->end, item, ""));
     LLVMValueRef A = fptr(&g, x->a, mul(&g, bi, x->sa_b));
     LLVMValueRef B = fptr(&g, x->b, mul(&g, bi, x->sb_b));
@@ -526,8 +538,8 @@ void tl_cpu_gemm_emit(LLVMModuleRef mod, LLVMBuilderRef b, LLVMValueRef fn, cons
     Loop lic, ljc, lpc, lig, lir, ljr;
     LLVMValueRef ic = loop_open(&g, &lic, row0, row1, ci(&g, s->mc));
     LLVMValueRef ie = imin(&g, row1, add(&g, ic, ci(&g, s->mc)));
-    LLVMValueRef jc = loop_open(&g, &ljc, ci(&g, 0), x->n, ci(&g, s->nc));
-    LLVMValueRef nc = imin(&g, ci(&g, s->nc), LLVMBuildSub(b, x->n, jc, ""));
+    LLVMValueRef jc = loop_open(&g, &ljc, col0, col1, ci(&g, s->nc));
+    LLVMValueRef nc = imin(&g, ci(&g, s->nc), LLVMBuildSub(b, col1, jc, ""));
     LLVMValueRef pc = loop_open(&g, &lpc, ci(&g, 0), kend, kstep);
     LLVMValueRef kc = imin(&g, kstep, LLVMBuildSub(b, x->k, pc, ""));
     LLVMValueRef first = LLVMBuildICmp(b, LLVMIntEQ, pc, ci(&g, 0), "");

@@ -67,9 +67,11 @@ static int feature_on(const char *fs, const char *feature) {
 }
 
 /* No epilogue: fusion gives one to f32 contractions only (compiler/fuse.c), so a bf16 one
- * would be untested here; such a kernel would compile its loop nest. */
+ * would be untested here; such a kernel would compile its loop nest. No column strips
+ * (TlLGemm.nsplit > 1: gemm.c's 2-D grid of items): the items here are row panels only,
+ * so such a schedule (a tuning candidate) runs the loop nest too. */
 int tl_cpu_gemm_bf16_supported(const TlCpuTarget *t, const TlLGemm *g) {
-    if (!g->on || g->dtype != TL_BF16 || g->has_epi || !t->gemm || !t->features) return 0;
+    if (!g->on || g->dtype != TL_BF16 || g->has_epi || g->nsplit > 1 || !t->gemm || !t->features) return 0;
     if (!feature_on(t->features, "avx512f") || !feature_on(t->features, "avx512bw") || !feature_on(t->features, "avx512bf16"))
         return 0;
     return g->mr >= 1 && g->mr <= 16 && g->nr >= 16 && g->nr <= 64 && g->nr % 16 == 0 &&

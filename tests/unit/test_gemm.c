@@ -7,10 +7,12 @@
  *     within the forward error bound of an f32 fused multiply-add chain of K terms:
  *         |c - ref| <= 2 K u sum_k |a_ik| |b_kj| + 1e-30,   u = 2^-24
  *     (the sum of absolute products comes from the interpreter on |A|, |B|);
- *   - 1 thread vs 2 threads: bitwise identical.
- * Sizes cover 1, primes, non-multiples of the register block (14 x 32) and of KC / NC, and
+ *   - 1 thread vs 2 and 3 threads: bitwise identical.
+ * Sizes cover 1, primes, non-multiples of the register block (6 x 64) and of KC / NC, and
  * symbolic dims; gradients of matmuls (tl_grad) are checked the same way, with a bound
- * relative to the largest value (their operands are computed, not given). */
+ * relative to the largest value (their operands are computed, not given). The 2-D grid of
+ * items (TlLGemm.nsplit column strips) is forced through TL_GEMM_BLOCKING on shapes whose
+ * strips are ragged, batched, and cut by NC and MC. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include "autodiff.h"
 #include "check.h"
 #include "cpu/cpu.h"
+#include "cpu_detect.h"
 #include "graph.h"
 #include "interp.h"
 
@@ -73,6 +76,9 @@ static void free_tensor(TlTensor *t) {
     if (t) free(t->data), free(t);
 }
 
+/* The column strips the GEMM kernels must have (0: any), set by split_shapes. */
+static int want_nsplit;
+
 /* C = contract(spec, A, B) with A, B of dims da, db (symbolic: each letter's dim is the
  * symbol named by its upper-case letter, bound at run time). */
 static void gemm_case(const char *spec, const int64_t *da, const int64_t *db, int symbolic, int expect_gemm) {
@@ -110,7 +116,11 @@ static void gemm_case(const char *spec, const int64_t *da, const int64_t *db, in
     if (p) {
         const TlLProgram *lp = tl_cpu_loops(p);
         int on = 0;
-        for (int k = 0; k < lp->nkern; k++) on |= lp->kern[k].gemm.on;
+        for (int k = 0; k < lp->nkern; k++) {
+            on |= lp->kern[k].gemm.on;
+            if (lp->kern[k].gemm.on && want_nsplit)
+                EXPECTF(lp->kern[k].gemm.nsplit == want_nsplit, "%d column strips, expected %d", lp->kern[k].gemm.nsplit, want_nsplit);
+        }
         EXPECTF(on == expect_gemm, "recognised as a matmul: %d, expected %d", on, expect_gemm);
         for (int t = 0; t < 2; t++)
             for (int j = 0; j < cs.rank[t]; j++) {
@@ -128,10 +138,12 @@ static void gemm_case(const char *spec, const int64_t *da, const int64_t *db, in
         EXPECTF(tl_cpu_run(p) == 0, "run: %s", tl_cpu_error(p));
         compare(tl_cpu_output(p, 0), tl_interp_output(it, 0), tl_interp_output(it, 1), K, "C");
         TlTensor *one = copy_tensor(tl_cpu_output(p, 0));
-        tl_cpu_set_threads(p, 2);
-        EXPECTF(tl_cpu_run(p) == 0, "run: %s", tl_cpu_error(p));
-        const TlTensor *two = tl_cpu_output(p, 0);
-        EXPECTF(memcmp(one->data, two->data, (size_t)one->numel * sizeof(float)) == 0, "1 and 2 threads differ");
+        for (int th = 2; th <= 3; th++) { /* 3: thread ranges that straddle strips and batches */
+            tl_cpu_set_threads(p, th);
+            EXPECTF(tl_cpu_run(p) == 0, "run: %s", tl_cpu_error(p));
+            const TlTensor *many = tl_cpu_output(p, 0);
+            EXPECTF(memcmp(one->data, many->data, (size_t)one->numel * sizeof(float)) == 0, "1 and %d threads differ", th);
+        }
         free_tensor(one);
     }
     tl_interp_free(it);
@@ -180,6 +192,63 @@ static void matmul_shapes(void) {
     gemm_case("x,y->xy", D(5), D(7), 0, 0);
     gemm_case("xy,xy->x", D(5, 7), D(5, 7), 0, 0);
     gemm_case("bz,bz->", D(3, 4), D(3, 4), 0, 0);
+}
+
+/* The 2-D grid: C's columns cut into nsplit strips of whole NR panels (the last one
+ * short or empty), each strip's row panels parallel items. Blockings (TL_GEMM_BLOCKING,
+ * read at compile time): the host's with 2 / 3 / 5 strips; NC 64 (several jc blocks per
+ * strip) with KC 64 (several k blocks); MC 12 (several ic passes per run of panels). */
+static void split_shapes(void) {
+    if (!have_gemm()) return;
+    static const struct { const char *env; int ns; } bl[] = {
+        {"0,0,0,0,0,0,0,2", 2}, {"0,0,0,0,64,0,0,3", 3}, {"0,0,64,12,64,0,0,2", 2}, {"0,0,0,0,0,0,0,5", 5},
+    };
+    for (size_t i = 0; i < sizeof bl / sizeof *bl; i++) {
+        setenv("TL_GEMM_BLOCKING", bl[i].env, 1);
+        want_nsplit = bl[i].ns;
+        gemm_case("xz,zy->xy", D(37, 300), D(300, 200), 0, 1);   /* ragged M and N: 200 = 3 x 64 + 8 */
+        gemm_case("xz,zy->xy", D(6, 20), D(20, 64), 0, 1);       /* one NR panel: strips past the first empty */
+        gemm_case("xz,zy->xy", D(131, 70), D(70, 333), 0, 1);
+        gemm_case("zx,zy->xy", D(150, 41), D(150, 257), 0, 1);   /* A^T (dW), B rows contiguous */
+        gemm_case("xz,yz->xy", D(29, 90), D(190, 90), 0, 1);     /* B^T (dX) */
+        gemm_case("bxz,bzy->bxy", D(3, 17, 19), D(3, 19, 135), 0, 1); /* batched: items cross batches */
+        gemm_case("bxz,byz->bxy", D(2, 13, 33), D(2, 140, 33), 1, 1); /* batched, symbolic */
+        gemm_case("xz,zy->xy", D(1, 7), D(7, 1), 0, 1);
+    }
+    unsetenv("TL_GEMM_BLOCKING");
+    want_nsplit = 0;
+}
+
+/* The shape heuristic (cpu_detect.c): row panels split unless few panels are shared by
+ * the threads while N is large (then strips: A is packed per strip instead of all of B
+ * per thread); 1 thread: none. */
+static void split_heuristic(void) {
+    case_begin("column strips chosen per shape and thread count");
+    char *threads = getenv("TL_THREADS") ? strdup(getenv("TL_THREADS")) : NULL;
+    unsetenv("TL_THREADS"); /* the host's cores decide */
+    TlHostCpu h = {.cores = 2};
+    TlGemmBlocking b = {.mr = 6, .nr = 64, .kc = 256, .mc = 8190, .nc = 1024, .ku = 8, .prefetch = 16};
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 2048, 256, 256) == 1);
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 512, 512, 512) == 1);
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 256, 1024, 2048) == 1);  /* dW of 2048x256x1024 */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 64, 4096, 2048) == 2);   /* 11 panels, B 32 MiB */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 64, -1, 2048) == 1);     /* symbolic N */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 6, 64, 64) == 1);        /* one NR panel: nothing to cut */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 64, 64, 4096, 2048) == 1);  /* batches keep threads apart */
+    h.cores = 16;
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 256, 1024, 2048) > 1);   /* 43 panels on 16 threads */
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 2048, 256, 256) == 1);
+    h.cores = 1;
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 64, 4096, 2048) == 1);
+    b.nsplit = 3;
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 2048, 256, 256) == 3);   /* forced */
+    b.nsplit = 0;
+    setenv("TL_THREADS", "2", 1);
+    EXPECT(tl_host_gemm_nsplit(&h, &b, 1, 64, 4096, 2048) == 2);   /* 1 core, 2 threads asked for */
+    if (threads) setenv("TL_THREADS", threads, 1);
+    else unsetenv("TL_THREADS");
+    free(threads);
+    case_end();
 }
 
 /* loss = sum(contract(spec, A, B) * W); gradients of A and B (themselves matmuls) */
@@ -266,6 +335,8 @@ static void microkernel_asm(void) {
 int main(void) {
     if (!have_gemm()) puts("SKIP: gemm microkernel: this CPU has no AVX-512F (the loop nest is checked instead)");
     matmul_shapes();
+    split_shapes();
+    split_heuristic();
     gradients();
     if (have_gemm()) microkernel_asm();
     return check_done();

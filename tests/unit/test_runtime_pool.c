@@ -6,6 +6,12 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#if defined(__linux__)
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <time.h>
+#endif
 
 enum { N = 100003, MAXT = 8 };
 
@@ -228,6 +234,64 @@ TEST(workspace) {
     EXPECT(tl_mem_ws_init(&ws, SIZE_MAX - 5, err, sizeof err) == -1 && strstr(err, "workspace"));
 }
 
+#if defined(__linux__)
+typedef struct CpuCtx { int cpu[2]; } CpuCtx;
+
+static void cpu_body(void *c, int64_t b, int64_t e, int t) {
+    (void)b, (void)e;
+    ((CpuCtx *)c)->cpu[t] = sched_getcpu();
+    struct timespec t0, t1; /* 0.3 ms of work: a worker queued behind its caller waits */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do clock_gettime(CLOCK_MONOTONIC, &t1);
+    while ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) < 300000);
+}
+
+static atomic_int spin_stop;
+static void *spinner(void *a) { /* an idle worker of another library: busy, yielding */
+    (void)a;
+    while (!atomic_load(&spin_stop)) sched_yield();
+    return NULL;
+}
+
+/* The caller on CPU a, a yielding spinner on CPU b: the woken worker must run on b, not
+ * queue behind the caller on a (Linux's wake-affine placement when b looks busy: 2
+ * threads ran at 1-thread speed). */
+static void worker_off_caller_cpu(void) {
+    cpu_set_t all, one;
+    if (sched_getaffinity(0, sizeof all, &all) || CPU_COUNT(&all) < 2) {
+        case_skip("worker_off_caller_cpu", "fewer than 2 CPUs");
+        return;
+    }
+    case_begin("worker_off_caller_cpu");
+    int a = -1, b = -1;
+    for (int i = 0; i < CPU_SETSIZE && b < 0; i++)
+        if (CPU_ISSET(i, &all)) *(a < 0 ? &a : &b) = i;
+    TlPool *p = tl_pool_create(2);
+    pthread_t sp;
+    atomic_store(&spin_stop, 0);
+    EXPECT(pthread_create(&sp, NULL, spinner, NULL) == 0);
+    CPU_ZERO(&one);
+    CPU_SET(b, &one);
+    pthread_setaffinity_np(sp, sizeof one, &one);
+    CPU_ZERO(&one);
+    CPU_SET(a, &one);
+    EXPECT(sched_setaffinity(0, sizeof one, &one) == 0);
+    int behind = 0;
+    for (int r = 0; r < 200; r++) {
+        CpuCtx c = {{-1, -1}};
+        tl_pool_for(p, 2, cpu_body, &c);
+        behind += c.cpu[1] == a;
+        EXPECT(c.cpu[0] == a);
+    }
+    EXPECTF(behind == 0, "the worker ran on the caller's CPU in %d of 200 calls", behind);
+    sched_setaffinity(0, sizeof all, &all);
+    atomic_store(&spin_stop, 1);
+    pthread_join(sp, NULL);
+    tl_pool_destroy(p);
+    case_end();
+}
+#endif
+
 int main(void) {
     RUN(sums_match_serial);
     RUN(chunk_rule);
@@ -237,5 +301,8 @@ int main(void) {
     RUN(env_threads);
     RUN(mem_aligned);
     RUN(workspace);
+#if defined(__linux__)
+    worker_off_caller_cpu();
+#endif
     return check_done();
 }

@@ -93,6 +93,7 @@ static void random_sched(const TlLProgram *p, int k, TlKSched *s) {
         s->gemm.nc = s->gemm.nr * (1 + (int)(rnd() % 8));
         s->gemm.ku = 1 << (rnd() % 4);
         s->gemm.prefetch = (int)(rnd() % 12);
+        s->gemm.nsplit = 1 + (int)(rnd() % 4);
     }
 }
 
@@ -189,11 +190,17 @@ TEST(json_round_trip) {
     TlKSched s = {0}, t;
     s.serial = 1, s.nloops = 3;
     s.loop[0].tile = 64, s.loop[2].vec = 16, s.loop[2].unroll = 4;
-    s.gemm = (TlKGemmSched){1, 8, 32, 128, 256, 1024, 4, 8};
+    s.gemm = (TlKGemmSched){1, 8, 32, 128, 256, 1024, 4, 8, 3};
     char *j = tl_ksched_to_json(&s);
     EXPECT(tl_ksched_from_json(j, &t) == 0);
     EXPECT(tl_ksched_equal(&s, &t));
     free(j);
+    /* a cache entry from before the column strips reads as one strip */
+    EXPECT(tl_ksched_from_json("{\"serial\": 0, \"loops\": [], \"gemm\": {\"mr\": 6, \"nr\": 64, \"mc\": 6, "
+                               "\"kc\": 256, \"nc\": 1024, \"ku\": 8, \"prefetch\": 16}}", &t) == 0);
+    EXPECT(t.gemm.on && t.gemm.nsplit == 1);
+    EXPECT(tl_ksched_from_json("{\"serial\": 0, \"loops\": [], \"gemm\": {\"mr\": 6, \"nr\": 64, \"mc\": 6, "
+                               "\"kc\": 256, \"nc\": 1024, \"ku\": 8, \"prefetch\": 16, \"nsplit\": 0}}", &t) != 0);
     EXPECT(tl_ksched_from_json("{\"serial\": 2, \"loops\": []}", &t) != 0);
     EXPECT(tl_ksched_from_json("{\"serial\": 0, \"loops\": [{\"vec\": \"x\"}]}", &t) != 0);
     EXPECT(tl_ksched_from_json("not json", &t) != 0);
