@@ -643,6 +643,10 @@ static void match_gemm(Lower *L, int id, TlLKernel *k, const TlContractSpec *cs,
     g->sb_b = st[B][GB], g->sb_k = st[B][GK], g->sb_n = st[B][N];
     g->sc_b = st[2][GB], g->sc_m = st[2][M];
     g->mr = bl.mr, g->nr = bl.nr, g->kc = bl.kc, g->mc = bl.mc, g->nc = bl.nc, g->ku = bl.ku;
+    /* bf16 (vdpbf16ps, k in pairs of 2-byte values): 4x the f32 depth, the best measured on
+     * Zen 4 (1024: 1024^3 164 -> ~185 GFLOPS, K = 1024 GPT shapes +20-30%; docs/performance.md);
+     * an explicit TL_GEMM_BLOCKING is taken as given */
+    if (n->dtype == TL_BF16 && !getenv("TL_GEMM_BLOCKING")) g->kc = 4 * bl.kc;
     g->prefetch = bl.prefetch;
     /* column strips: the f32 generator's (the bf16 one has row panels only) */
     g->nsplit = n->dtype != TL_F32 ? 1

@@ -46,14 +46,16 @@ static int fail(char *err, int errn, const char *msg, int i) {
 /* The GEMM generator's limits (targets/cpu/gemm.c: tl_cpu_gemm_supported) plus a bound on
  * its stack buffers (packed B: (kc+16) x nc floats; packed A: (kc+16) x mr), which live
  * on the stack of every pool thread. */
-static int gemm_ok(const TlKGemmSched *g) {
+static int gemm_ok(const TlKGemmSched *g, TlDType dt) {
     if (!(g->mr >= 1 && g->mr <= 16 && g->nr >= 16 && g->nr <= 64 && g->nr % 16 == 0 &&
           g->mr * (g->nr / 16) <= 28 && g->kc >= 1 && g->nc >= g->nr && g->nc % g->nr == 0 &&
           g->mc >= g->mr && g->ku >= 1 && g->ku <= 16 && g->prefetch >= 0 && g->prefetch <= 64 &&
           g->nsplit >= 1 && g->nsplit <= 64))
         return 0;
-    int64_t floats = ((int64_t)g->kc + 16) * g->nc + ((int64_t)g->kc + 16) * g->mr;
-    return floats * 4 <= ((int64_t)3 << 20);
+    /* bf16 (gemm_bf16.c) packs k in pairs: half the words per k */
+    int64_t kw = dt == TL_BF16 ? ((int64_t)g->kc + 1) / 2 + 8 : (int64_t)g->kc + 16;
+    int64_t words = kw * g->nc + kw * g->mr;
+    return words * 4 <= ((int64_t)3 << 20);
 }
 
 int tl_ksched_check(const TlLProgram *p, int k, const TlKSched *s, char *err, int errn) {
@@ -74,7 +76,7 @@ int tl_ksched_check(const TlLProgram *p, int k, const TlKSched *s, char *err, in
         return fail(err, errn, "GPU block of kernel %d must be a power of two from 32 to 256", k);
     if (s->gemm.on) {
         if (!K->gemm.on) return fail(err, errn, "kernel %d is not a GEMM", k);
-        if (!gemm_ok(&s->gemm)) return fail(err, errn, "GEMM blocking out of range for kernel %d", k);
+        if (!gemm_ok(&s->gemm, K->gemm.dtype)) return fail(err, errn, "GEMM blocking out of range for kernel %d", k);
     }
     return 0;
 }
