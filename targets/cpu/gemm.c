@@ -49,6 +49,8 @@ typedef struct G {
     LLVMTypeRef i1, i32, i64, f32, ptr, voidt, vf, vi1, vi32;
 } G;
 
+#include "gemm_ir.h" /* the IR builders shared with the other GEMM generator */
+
 int tl_cpu_gemm_supported(const TlCpuTarget *t, const TlLGemm *g) {
     if (!g->on || g->dtype != TL_F32 || !t->gemm || !t->features || !strstr(t->features, "+avx512f")) return 0;
     return g->mr >= 1 && g->mr <= 16 && g->nr >= 16 && g->nr <= 64 && g->nr % 16 == 0 &&
@@ -56,37 +58,7 @@ int tl_cpu_gemm_supported(const TlCpuTarget *t, const TlLGemm *g) {
            g->mc >= g->mr && g->ku >= 1 && g->ku <= 16 && g->prefetch >= 0 && g->nsplit >= 0 && g->nsplit <= 64;
 }
 
-/* ---- small builders ---- */
-
-static LLVMValueRef ci(G *g, int64_t v) { return LLVMConstInt(g->i64, (unsigned long long)v, 1); }
-static LLVMValueRef c32(G *g, int v) { return LLVMConstInt(g->i32, (unsigned long long)v, 1); }
-
-static LLVMValueRef imin(G *g, LLVMValueRef a, LLVMValueRef b) {
-    return LLVMBuildSelect(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, a, b, ""), a, b, "");
-}
-
-static LLVMValueRef add(G *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWAdd(g->b, a, b, ""); }
-static LLVMValueRef mul(G *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWMul(g->b, a, b, ""); }
-
-/* &p[i] for a float pointer p (plain GEP: masked-off rows may point past the end) */
-static LLVMValueRef fptr(G *g, LLVMValueRef p, LLVMValueRef i) { return LLVMBuildGEP2(g->b, g->f32, p, &i, 1, ""); }
-
-static LLVMValueRef entry_alloca(G *g, LLVMTypeRef t, LLVMValueRef n, unsigned align) {
-    LLVMBuilderRef eb = LLVMCreateBuilderInContext(g->ctx);
-    LLVMValueRef first = LLVMGetFirstInstruction(g->entry);
-    if (first) LLVMPositionBuilderBefore(eb, first);
-    else LLVMPositionBuilderAtEnd(eb, g->entry);
-    LLVMValueRef a = n ? LLVMBuildArrayAlloca(eb, t, n, "") : LLVMBuildAlloca(eb, t, "");
-    LLVMSetAlignment(a, align);
-    LLVMDisposeBuilder(eb);
-    return a;
-}
-
-static LLVMValueRef intrinsic(G *g, const char *name, LLVMTypeRef *ov, int nov, LLVMValueRef *args, int n) {
-    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    LLVMValueRef f = LLVMGetIntrinsicDeclaration(g->mod, id, ov, (size_t)nov);
-    return LLVMBuildCall2(g->b, LLVMIntrinsicGetType(g->ctx, id, ov, (size_t)nov), f, args, (unsigned)n, "");
-}
+/* ---- small builders of this generator (the shared ones: gemm_ir.h) ---- */
 
 static LLVMValueRef fma16(G *g, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c) {
     LLVMValueRef args[3] = {a, b, c};
@@ -111,86 +83,9 @@ static LLVMValueRef load_vec(G *g, LLVMValueRef p, unsigned align) {
     return v;
 }
 
-static void store_vec(G *g, LLVMValueRef v, LLVMValueRef p, unsigned align) {
-    LLVMSetAlignment(LLVMBuildStore(g->b, v, p), align);
-}
-
-static void prefetch(G *g, LLVMValueRef p) {
-    LLVMValueRef args[4] = {p, c32(g, 0), c32(g, 3), c32(g, 1)};
-    intrinsic(g, "llvm.prefetch", &g->ptr, 1, args, 4);
-}
-
-/* <16 x i1>: lanes base+l < n */
-static LLVMValueRef lane_mask(G *g, int base, LLVMValueRef n) {
-    LLVMValueRef lanes[16];
-    for (int l = 0; l < 16; l++) lanes[l] = LLVMConstInt(g->i32, (unsigned)(base + l), 0);
-    LLVMValueRef n32 = LLVMBuildTrunc(g->b, n, g->i32, "");
-    LLVMValueRef v = LLVMBuildInsertElement(g->b, LLVMGetPoison(g->vi32), n32, c32(g, 0), "");
-    v = LLVMBuildShuffleVector(g->b, v, LLVMGetPoison(g->vi32), LLVMConstNull(g->vi32), "");
-    return LLVMBuildICmp(g->b, LLVMIntSLT, LLVMConstVector(lanes, 16), v, "");
-}
-
 static LLVMValueRef splat(G *g, LLVMValueRef x) {
     LLVMValueRef v = LLVMBuildInsertElement(g->b, LLVMGetPoison(g->vf), x, c32(g, 0), "");
     return LLVMBuildShuffleVector(g->b, v, LLVMGetPoison(g->vf), LLVMConstNull(g->vi32), "");
-}
-
-static LLVMBasicBlockRef block(G *g, const char *name) { return LLVMAppendBasicBlockInContext(g->ctx, g->fn, name); }
-
-/* for (v = lo; v < hi; v += step): loop_open returns v; loop_close ends the body. */
-typedef struct Loop { LLVMValueRef slot, step; LLVMBasicBlockRef head, exit; } Loop;
-
-static LLVMValueRef loop_open(G *g, Loop *l, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef step) {
-    l->slot = entry_alloca(g, g->i64, NULL, 8), l->step = step;
-    LLVMBuildStore(g->b, lo, l->slot);
-    l->head = block(g, "g.loop");
-    LLVMBasicBlockRef body = block(g, "g.body");
-    l->exit = block(g, "g.done");
-    LLVMBuildBr(g->b, l->head);
-    LLVMPositionBuilderAtEnd(g->b, l->head);
-    LLVMValueRef v = LLVMBuildLoad2(g->b, g->i64, l->slot, "");
-    LLVMBuildCondBr(g->b, LLVMBuildICmp(g->b, LLVMIntSLT, v, hi, ""), body, l->exit);
-    LLVMPositionBuilderAtEnd(g->b, body);
-    return v;
-}
-
-static void loop_close(G *g, Loop *l) {
-    LLVMBuildStore(g->b, add(g, LLVMBuildLoad2(g->b, g->i64, l->slot, ""), l->step), l->slot);
-    LLVMBuildBr(g->b, l->head);
-    LLVMPositionBuilderAtEnd(g->b, l->exit);
-}
-
-/* if (cond) { then } else { els }: returns the else block; the builder is in `then`. */
-typedef struct If { LLVMBasicBlockRef els, join; } If;
-static void if_open(G *g, If *f, LLVMValueRef cond) {
-    LLVMBasicBlockRef th = block(g, "g.then");
-    f->els = block(g, "g.else"), f->join = block(g, "g.join");
-    LLVMBuildCondBr(g->b, cond, th, f->els);
-    LLVMPositionBuilderAtEnd(g->b, th);
-}
-static void if_else(G *g, If *f) {
-    LLVMBuildBr(g->b, f->join);
-    LLVMPositionBuilderAtEnd(g->b, f->els);
-}
-static void if_close(G *g, If *f) {
-    LLVMBuildBr(g->b, f->join);
-    LLVMPositionBuilderAtEnd(g->b, f->join);
-}
-
-static void attrs(G *g, LLVMValueRef fn) {
-    static const struct { const char *k, *v; } sa[] = {{"prefer-vector-width", "512"}, {"min-legal-vector-width", "512"}};
-    for (size_t i = 0; i < sizeof sa / sizeof *sa; i++)
-        LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateStringAttribute(g->ctx, sa[i].k, (unsigned)strlen(sa[i].k), sa[i].v, (unsigned)strlen(sa[i].v)));
-    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
-                            LLVMCreateStringAttribute(g->ctx, "target-cpu", 10, g->t->cpu, (unsigned)strlen(g->t->cpu)));
-    if (g->t->features && g->t->features[0])
-        LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateStringAttribute(g->ctx, "target-features", 15, g->t->features, (unsigned)strlen(g->t->features)));
-    const char *en[] = {"nounwind", "noinline"};
-    for (int i = 0; i < 2; i++)
-        LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
-                                LLVMCreateEnumAttribute(g->ctx, LLVMGetEnumAttributeKindForName(en[i], strlen(en[i])), 0));
 }
 
 /* The microkernel's epilogue: C[r, 16h..] = acc (first) or C + acc, for rows r < mr and
@@ -305,23 +200,6 @@ static LLVMValueRef gen_ukr(G *g, const char *name) {
 }
 
 /* ---- packing ---- */
-
-/* rows[0..16) (16 floats each) transposed in place: 4 butterfly stages, each swapping bit b
- * of the row index with bit b of the lane index (two-source shuffles: vpermt2ps). */
-static void transpose16(G *g, LLVMValueRef *rows) {
-    for (int b = 8; b >= 1; b /= 2)
-        for (int i = 0; i < 16; i++) {
-            if (i & b) continue;
-            LLVMValueRef m0[16], m1[16];
-            for (int j = 0; j < 16; j++) {
-                m0[j] = c32(g, (j & b) == 0 ? j : 16 + j - b);
-                m1[j] = c32(g, (j & b) == 0 ? j + b : 16 + j);
-            }
-            LLVMValueRef x = rows[i], y = rows[i + b];
-            rows[i] = LLVMBuildShuffleVector(g->b, x, y, LLVMConstVector(m0, 16), "");
-            rows[i + b] = LLVMBuildShuffleVector(g->b, x, y, LLVMConstVector(m1, 16), "");
-        }
-}
 
 /* dst[k * ld + r] = src[r * rs + k] for r < 16 (rows r >= nrows are 0) and k in [0, kc),
  * 16 x 16 blocks through transpose16. Each block writes 16 rows of dst: up to 15 rows
