@@ -62,24 +62,26 @@ static int expr_locals_ok(const TlLProgram *p, int e, int acc, int acc_ok) {
     return expr_locals_ok(p, x->a, acc, acc_ok) && expr_locals_ok(p, x->b, acc, acc_ok) && expr_locals_ok(p, x->c, acc, acc_ok);
 }
 
+/* When index expression i is q + v (either order) with q free of v: q, else -1. */
+static int unit_offset(const TlLProgram *p, int i, int v) {
+    const TlLExpr *ix = &p->ex[i];
+    if (ix->kind != TL_LE_BIN || ix->op != TL_LOP_ADD) return -1;
+    const TlLExpr *xa = &p->ex[ix->a], *xb = &p->ex[ix->b];
+    int q = xb->kind == TL_LE_VAR && xb->var == v ? ix->a : xa->kind == TL_LE_VAR && xa->var == v ? ix->b : -1;
+    return q >= 0 && !expr_has_var(p, q, v) ? q : -1;
+}
+
 /* Every load's index in e is free of j, or q + j with q free of j. */
 static int loads_unit_stride(Cs *c, int e) {
     if (e < 0) return 1;
     const TlLExpr *x = &c->p->ex[e];
     if (x->kind == TL_LE_LOAD) {
-        int i = x->a;
-        if (expr_has_var(c->p, i, c->j)) {
-            const TlLExpr *ix = &c->p->ex[i];
-            if (ix->kind != TL_LE_BIN || ix->op != TL_LOP_ADD) return 0;
-            const TlLExpr *xa = &c->p->ex[ix->a], *xb = &c->p->ex[ix->b];
-            int q;
-            if (xb->kind == TL_LE_VAR && xb->var == c->j) q = ix->a;
-            else if (xa->kind == TL_LE_VAR && xa->var == c->j) q = ix->b;
-            else return 0;
-            if (expr_has_var(c->p, q, c->j)) return 0;
+        if (expr_has_var(c->p, x->a, c->j)) {
+            int q = unit_offset(c->p, x->a, c->j);
+            if (q < 0) return 0;
             if (expr_has_other_var(c->p, q, c->j)) c->rvar_seen = 1;
         }
-        return loads_unit_stride(c, i);
+        return loads_unit_stride(c, x->a);
     }
     return loads_unit_stride(c, x->a) && loads_unit_stride(c, x->b) && loads_unit_stride(c, x->c);
 }
@@ -280,13 +282,7 @@ static int colsum_kernel(TlLProgram *p, int k) {
 static int unit_stride_in(const TlLProgram *p, int e, int v) {
     if (e < 0) return 1;
     const TlLExpr *x = &p->ex[e];
-    if (x->kind == TL_LE_LOAD && expr_has_var(p, x->a, v)) {
-        const TlLExpr *ix = &p->ex[x->a];
-        if (ix->kind != TL_LE_BIN || ix->op != TL_LOP_ADD) return 0;
-        const TlLExpr *xa = &p->ex[ix->a], *xb = &p->ex[ix->b];
-        int q = xb->kind == TL_LE_VAR && xb->var == v ? ix->a : xa->kind == TL_LE_VAR && xa->var == v ? ix->b : -2;
-        if (q == -2 || expr_has_var(p, q, v)) return 0;
-    }
+    if (x->kind == TL_LE_LOAD && expr_has_var(p, x->a, v) && unit_offset(p, x->a, v) < 0) return 0;
     if (x->kind == TL_LE_RANDOM) return 0;
     return unit_stride_in(p, x->a, v) && unit_stride_in(p, x->b, v) && unit_stride_in(p, x->c, v);
 }
