@@ -112,26 +112,29 @@ static LLVMValueRef vconst(A *a, double v) { return splat(a, cf(a, v)); }
 /* exp of the arguments softmax has (x <= 0 up to rounding), flushed to 0 below e^-87 (no
  * denormal probabilities: they would slow the products' FMAs down, and the masked scores,
  * -inf, come out exactly 0). Cheaper than cpu_vmath's general exp, which handles every
- * range: with xc = clamp(x, -87, 88), t = xc log2e, n = roundeven(t), f = t - n in
- * [-1/2, 1/2]: exp(x) = 2^n (1 + f P(f)) (Cephes exp2f's degree-6 P, ~1 ulp), 2^n built
- * in the exponent field (n in [-126, 127]: always normal). NaN passes through. */
+ * range: with t = x log2e, n = roundeven(t), f = t - n in [-1/2, 1/2]: exp(x) = 2^n (1 + f
+ * P(f)) (Cephes exp2f's degree-6 P, ~1 ulp), the 2^n scaling by AVX-512's vscalefps (one
+ * instruction where building 2^n in the exponent field took four). x < -87 (-inf
+ * included, whose f is NaN) is selected to 0 at the end, so x needs no clamping; NaN
+ * passes through (every step keeps it). x > 88 cannot occur (a row's max is subtracted)
+ * and would give +inf. */
 static LLVMValueRef vexp(A *a, LLVMValueRef x) {
     static const double P[] = {1.535336188319500E-4, 1.339887440266574E-3, 9.618437357674640E-3,
                                5.550332471162809E-2, 2.402264791363012E-1, 6.931472028550421E-1};
     LLVMBuilderRef b = a->b;
-    LLVMValueRef lo = vconst(a, -87.0), xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), lo, x, "");
-    xc = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, xc, vconst(a, 88.0), ""), vconst(a, 88.0), xc, "");
-    LLVMValueRef t = LLVMBuildFMul(b, xc, vconst(a, 1.44269504088896341), "");
+    LLVMValueRef t = LLVMBuildFMul(b, x, vconst(a, 1.44269504088896341), "");
     LLVMValueRef n = intrinsic(a, "llvm.roundeven", a->vf, &t, 1);
     LLVMValueRef f = LLVMBuildFSub(b, t, n, "");
     LLVMValueRef p = vconst(a, P[0]);
     for (int i = 1; i < 6; i++) p = vfma(a, p, f, vconst(a, P[i]));
     p = vfma(a, p, f, vconst(a, 1.0));
-    LLVMValueRef ni = LLVMBuildFPToSI(b, n, a->vi32, "");
-    LLVMValueRef bits = LLVMBuildShl(b, LLVMBuildAdd(b, ni, splat(a, c32(a, 127)), ""), splat(a, c32(a, 23)), "");
-    LLVMValueRef y = LLVMBuildFMul(b, p, LLVMBuildBitCast(b, bits, a->vf, ""), "");
-    y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, lo, ""), LLVMConstNull(a->vf), y, "");
-    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUNO, x, x, ""), x, y, "");
+    static const char sname[] = "llvm.x86.avx512.mask.scalef.ps.512";
+    unsigned id = LLVMLookupIntrinsicID(sname, sizeof sname - 1);
+    LLVMValueRef sf = LLVMGetIntrinsicDeclaration(a->mod, id, NULL, 0);
+    LLVMValueRef args[5] = {p, n, LLVMGetPoison(a->vf), LLVMConstInt(LLVMInt16TypeInContext(a->ctx), 0xffff, 0),
+                            c32(a, 4) /* the current rounding mode */};
+    LLVMValueRef y = LLVMBuildCall2(b, LLVMIntrinsicGetType(a->ctx, id, NULL, 0), sf, args, 5, "");
+    return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, vconst(a, -87.0), ""), LLVMConstNull(a->vf), y, "");
 }
 
 /* <16 x i32>: base + 16 v + lane (base an i64) */
@@ -286,7 +289,15 @@ static void emit_forward(A *a, const TlCpuAttnArgs *x) {
     LLVMValueRef j0 = loop_open(a, &lj, ci(a, 0), jend, a->BK);
     LLVMValueRef nk = imin(a, ci(a, a->BK), sub(a, jend, j0)); /* keys of the tile any row sees */
     for (int v = 0; v < NV; v++) st(a, vconst(a, -INFINITY), tm[v]);
-    {   /* the scores of the tile, masked, and their running max */
+    /* the scores of the tile and their running max; the causal mask only where the tile's
+     * keys, padded to MR rows, reach past the block's first query (off the diagonal every
+     * score is kept: the same values without a compare and select per vector) */
+    LLVMValueRef npad = mul(a, LLVMBuildSDiv(a->b, add(a, nk, ci(a, a->MR - 1)), ci(a, a->MR), ""), ci(a, a->MR));
+    LLVMValueRef diag = LLVMBuildICmp(a->b, LLVMIntSGT, sub(a, add(a, j0, npad), ci(a, 1)), i0, "");
+    LLVMBasicBlockRef bdiag = block(a, "a.diag"), bbelow = block(a, "a.below"), bscored = block(a, "a.scored");
+    LLVMBuildCondBr(a->b, diag, bdiag, bbelow);
+    for (int masking = 1; masking >= 0; masking--) {
+        LLVMPositionBuilderAtEnd(a->b, masking ? bdiag : bbelow);
         Loop lg;
         LLVMValueRef jg = loop_open(a, &lg, ci(a, 0), nk, a->MR), arow[16];
         LLVMValueRef j = add(a, j0, jg);
@@ -298,14 +309,19 @@ static void emit_forward(A *a, const TlCpuAttnArgs *x) {
             LLVMValueRef jr = splat(a, LLVMBuildTrunc(a->b, add(a, j, ci(a, r)), a->i32, ""));
             LLVMValueRef row = mul(a, add(a, jg, ci(a, r)), ci(a, B));
             for (int v = 0; v < NV; v++) {
-                LLVMValueRef masked = LLVMBuildICmp(a->b, LLVMIntSGT, jr, lane_index(a, i0, v), "");
-                LLVMValueRef s = LLVMBuildSelect(a->b, masked, vconst(a, -INFINITY), acc_get(a, &acc, r, v), "");
+                LLVMValueRef s = acc_get(a, &acc, r, v);
+                if (masking) {
+                    LLVMValueRef masked = LLVMBuildICmp(a->b, LLVMIntSGT, jr, lane_index(a, i0, v), "");
+                    s = LLVMBuildSelect(a->b, masked, vconst(a, -INFINITY), s, "");
+                }
                 vst(a, s, fptr(a, sc, add(a, row, ci(a, 16 * v))));
                 st(a, vmax(a, LLVMBuildLoad2(a->b, a->vf, tm[v], ""), s), tm[v]);
             }
         }
         loop_close(a, &lg);
+        LLVMBuildBr(a->b, bscored);
     }
+    LLVMPositionBuilderAtEnd(a->b, bscored);
     for (int v = 0; v < NV; v++) { /* m' = max(m, tile max); a = exp(m - m'); l *= a */
         LLVMValueRef mo = LLVMBuildLoad2(a->b, a->vf, m[v], "");
         LLVMValueRef mn = vmax(a, mo, LLVMBuildLoad2(a->b, a->vf, tm[v], ""));

@@ -152,12 +152,17 @@ static void graph_case_run(const char *name, int exact) {
 
 /* The attention generator's code after O3 (the other cases compile at O0). */
 static void attention_o3_cases(void) {
-    static const int64_t sh[][4] = {{2, 3, 100, 64}, {1, 2, 77, 40}, {1, 1, 130, 16}};
+    /* the last case's scores have a standard deviation of ~21: within a row they differ by
+     * more than 87, where exp flushes to 0, and maxima move from tile to tile (wider
+     * ranges make the rounding of the scores themselves exceed the comparison's bound) */
+    static const int64_t sh[][4] = {{2, 3, 100, 64}, {1, 2, 77, 40}, {1, 1, 130, 16}, {1, 2, 150, 16}};
+    static const double qk_range[] = {2, 2, 2, 8};
     case_opt_level = 3;
     for (size_t c = 0; c < sizeof sh / sizeof *sh; c++) {
         begin();
         TlGShape s = shp(4, sh[c]);
-        int q = param(TL_F32, s, -2, 2), k = param(TL_F32, s, -2, 2), v = param(TL_F32, s, -1, 1);
+        double rg = qk_range[c];
+        int q = param(TL_F32, s, -rg, rg), k = param(TL_F32, s, -rg, rg), v = param(TL_F32, s, -1, 1);
         int y = tl_g_attn(G, q, k, v, 1.0 / sqrt((double)sh[c][3]), L);
         char name[96];
         snprintf(name, sizeof name, "attn [%lld, %lld, %lld, %lld] at O3", (long long)sh[c][0], (long long)sh[c][1],
