@@ -85,7 +85,7 @@ static int run_shape(const Shape *s, int reps, int blas, Result *r) {
     int b = tl_g_input(g, "b", s->dt, tl_gshape_make(g, 2, db), L);
     tl_graph_add_output(g, tl_g_contract(g, spec, a, b, L));
     char err[256];
-    TlCpuOptions o = {.threads = 1};
+    TlCpuOptions o = {.threads = 1, .opt_level = 3}; /* {0} would mean O0 */
     TlCpuProgram *p = tl_cpu_compile(g, &o, err, sizeof err);
     if (!p) {
         fprintf(stderr, "bench/gemm: %s: %s\n", s->name, err);
