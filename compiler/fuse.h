@@ -57,7 +57,8 @@ typedef struct TlFuseGroup {
 /* Per node: the group it belongs to, or one of these. */
 enum {
     TL_FUSE_NONE = -1,   /* a buffer with no kernel: input, param, const data, scan (host) */
-    TL_FUSE_INLINED = -2 /* a constant fill or iota recomputed inside each group using it */
+    TL_FUSE_INLINED = -2 /* recomputed inside each group using it: a constant fill, an iota,
+                            an index remapping, or cheap arithmetic used by several groups */
 };
 
 typedef struct TlFusion {
@@ -71,7 +72,13 @@ typedef struct TlFuseOptions {
     int enabled;          /* 0: every node its own group (the unfused partition) */
     int max_sites;        /* 0: TL_FUSE_MAX_SITES */
     int no_epilogue;      /* 1: contractions are never fused with their consumers */
+    int no_recompute;     /* 1: cheap arithmetic used by several groups is stored, not
+                             recomputed in each (TL_FUSE_RECOMPUTE=0) */
 } TlFuseOptions;
+
+/* How far a chain of recomputed arithmetic may reach back from the group that uses it
+ * (each link one add, sub, mul, neg, div, min, max, select or comparison). */
+#define TL_FUSE_RECOMPUTE_DEPTH 4
 
 /* Partition g (not its scan bodies: the lowering partitions each body it lowers). Never
  * fails on a valid graph. */

@@ -109,7 +109,8 @@ static void op_list(const TlGraph *g, const int *nodes, int n, char *out, size_t
 
 TlKernelTable *tl_kernels_build(const TlGraph *g, const TlFuseOptions *o, const TlGDimBinding *b, int nb) {
     const char *ep = getenv("TL_GEMM_EPILOGUE"); /* as the lowering reads it (loops.h) */
-    TlFuseOptions on = {1, 0, ep && strcmp(ep, "0") == 0};
+    const char *rc = getenv("TL_FUSE_RECOMPUTE");
+    TlFuseOptions on = {1, 0, ep && strcmp(ep, "0") == 0, rc && strcmp(rc, "0") == 0};
     TlKernelTable *t = calloc(1, sizeof *t);
     if (!t) abort();
     t->g = g;

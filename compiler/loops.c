@@ -1158,7 +1158,8 @@ static int lower_fused_node(Lower *L, int id, int **scan_state) {
 static int lower_graph(Lower *L) {
     int **scan_state = calloc((size_t)L->g->nnodes + 1, sizeof *scan_state);
     if (!scan_state) abort();
-    TlFuseOptions fo = {1, 0, !L->p->epilogue};
+    const char *recompute = getenv("TL_FUSE_RECOMPUTE");
+    TlFuseOptions fo = {1, 0, !L->p->epilogue, recompute && strcmp(recompute, "0") == 0};
     TlFusion *fz = L->p->fuse ? tl_fuse(L->g, &fo) : NULL;
     L->fz = fz;
     int rc = 0;

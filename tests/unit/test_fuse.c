@@ -441,6 +441,53 @@ TEST(shared_value_is_materialized) {
     tl_graph_free(g);
 }
 
+/* cheap arithmetic used by two groups is recomputed in each, not stored; a chain of it
+ * only TL_FUSE_RECOMPUTE_DEPTH links deep; TlFuseOptions.no_recompute stores it */
+TEST(cheap_arithmetic_is_recomputed) {
+    TlGraph *g = tl_graph_new();
+    int x = tl_g_input(g, "x", TL_F32, S(g, 4, 9), L);
+    int m = tl_g_mul(g, x, x, L);
+    tl_graph_add_output(g, tl_g_exp(g, m, L));
+    tl_graph_add_output(g, tl_g_sum(g, m, 1, 0, L)); /* over axis 0: another group */
+    TlFusion *f = tl_fuse(g, NULL);
+    EXPECTF(f->ngroups == 2 && f->group_of[m] == TL_FUSE_INLINED, "%d groups", f->ngroups);
+    tl_fuse_free(f);
+    TlFuseOptions keep = {1, 0, 0, 1};
+    f = tl_fuse(g, &keep);
+    EXPECTF(f->ngroups == 3 && f->group_of[m] >= 0, "no_recompute: %d groups", f->ngroups);
+    tl_fuse_free(f);
+    EXPECT(run_case(g, NULL, 0, NULL, 0) == 2);
+    tl_graph_free(g);
+
+    /* a chain c0 = x + 1, c(i+1) = c(i) * x, each link also read by a reduction of its
+     * own: the DEPTH links nearest the exp are recomputed, the next one is stored, and
+     * the count starts again from it (c0, c1 are recomputed in the groups reading c2) */
+    enum { LINKS = 7 };
+    g = tl_graph_new();
+    x = tl_g_input(g, "x", TL_F32, S(g, 5, 6), L);
+    int c[LINKS];
+    c[0] = tl_g_add(g, x, tl_g_const(g, 1, TL_F32, g->nodes[x].shape, L), L);
+    for (int i = 1; i < LINKS; i++) c[i] = tl_g_mul(g, c[i - 1], x, L);
+    tl_graph_add_output(g, tl_g_exp(g, c[LINKS - 1], L));
+    for (int i = 0; i < LINKS; i++) tl_graph_add_output(g, tl_g_sum(g, c[i], 1, 0, L));
+    f = tl_fuse(g, NULL);
+    int stored = LINKS - 1 - TL_FUSE_RECOMPUTE_DEPTH;
+    for (int i = 0; i < LINKS; i++)
+        EXPECTF((f->group_of[c[i]] == TL_FUSE_INLINED) == (i != stored), "link %d: group %d", i, f->group_of[c[i]]);
+    tl_fuse_free(f);
+    EXPECT(run_case(g, NULL, 0, NULL, 0) == 1 + LINKS + 1);
+    tl_graph_free(g);
+
+    /* transcendentals are stored once, read by both */
+    g = tl_graph_new();
+    x = tl_g_input(g, "x", TL_F32, S(g, 4, 9), L);
+    int t = tl_g_tanh(g, x, L);
+    tl_graph_add_output(g, tl_g_exp(g, t, L));
+    tl_graph_add_output(g, tl_g_sum(g, t, 1, 0, L));
+    EXPECT(run_case(g, NULL, 0, NULL, 0) == 3);
+    tl_graph_free(g);
+}
+
 /* permute / reshape / slice / broadcast inside a chain: index remapping, one kernel */
 TEST(movement_is_index_remapping) {
     TlGraph *g = tl_graph_new();
@@ -663,6 +710,7 @@ int main(void) {
     RUN(matmul_epilogue_layouts);
     RUN(matmul_epilogue_boundaries);
     RUN(shared_value_is_materialized);
+    RUN(cheap_arithmetic_is_recomputed);
     RUN(movement_is_index_remapping);
     RUN(storage_rounding_is_kept);
     RUN(stdlib_forward_kernel_counts);
