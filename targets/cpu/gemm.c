@@ -133,22 +133,8 @@ static LLVMValueRef gen_ukr(G *g, const char *name) {
     LLVMValueRef pa = LLVMGetParam(fn, 0), pb = LLVMGetParam(fn, 1), c = LLVMGetParam(fn, 2);
     LLVMValueRef ldc = LLVMGetParam(fn, 3), kc = LLVMGetParam(fn, 4), mr = LLVMGetParam(fn, 5);
     LLVMValueRef nr = LLVMGetParam(fn, 6), first = LLVMGetParam(fn, 7);
-    LLVMValueRef acc[16][4];
-    for (int r = 0; r < MR; r++)
-        for (int h = 0; h < NV; h++) acc[r][h] = entry_alloca(g, g->vf, NULL, 64);
-    LLVMValueRef full = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mr, ci(g, MR), ""),
-                                     LLVMBuildICmp(g->b, LLVMIntEQ, nr, ci(g, NR), ""), "");
-    LLVMValueRef cmask[4];
-    for (int h = 0; h < NV; h++) cmask[h] = lane_mask(g, 16 * h, nr);
-    LLVMValueRef crow[16];
-    for (int r = 0; r < MR; r++) crow[r] = fptr(g, c, mul(g, ci(g, r), ldc));
-
-    /* accumulators start at 0; C is read at the end (pc > 0), so prefetch its lines now
-     * (a load here would stall the FMA chains on a cache miss) */
-    for (int r = 0; r < MR; r++) {
-        for (int h = 0; h < NV; h++) LLVMBuildStore(g->b, LLVMConstNull(g->vf), acc[r][h]);
-        for (int h = 0; h < NV; h++) prefetch(g, fptr(g, crow[r], ci(g, 16 * h)));
-    }
+    LLVMValueRef acc[16][4], cmask[4], crow[16];
+    LLVMValueRef full = ukr_block(g, acc, crow, cmask, c, ldc, mr, nr);
     /* k loop: unrolled by ku, then one step at a time */
     LLVMValueRef ks = entry_alloca(g, g->i64, NULL, 8);
     LLVMBuildStore(g->b, ci(g, 0), ks);

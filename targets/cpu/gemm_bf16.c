@@ -216,21 +216,8 @@ static LLVMValueRef gen_ukr(G *g, const char *name) {
     LLVMValueRef ars = LLVMGetParam(fn, 9), aps = LLVMGetParam(fn, 10);
     LLVMValueRef arow[16]; /* row r of A's panel */
     for (int r = 0; r < MR; r++) arow[r] = iptr(g, pa, mul(g, ci(g, r), ars));
-    LLVMValueRef acc[16][4];
-    for (int r = 0; r < MR; r++)
-        for (int h = 0; h < NV; h++) acc[r][h] = entry_alloca(g, g->vf, NULL, 64);
-    LLVMValueRef full = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mr, ci(g, MR), ""),
-                                     LLVMBuildICmp(g->b, LLVMIntEQ, nr, ci(g, NR), ""), "");
-    LLVMValueRef cmask[4];
-    for (int h = 0; h < NV; h++) cmask[h] = lane_mask(g, 16 * h, nr);
-    LLVMValueRef crow[16];
-    for (int r = 0; r < MR; r++) crow[r] = fptr(g, c, mul(g, ci(g, r), ldc));
-
-    /* accumulators start at 0; C is read at the end, so only prefetch its lines now */
-    for (int r = 0; r < MR; r++) {
-        for (int h = 0; h < NV; h++) LLVMBuildStore(g->b, LLVMConstNull(g->vf), acc[r][h]);
-        for (int h = 0; h < NV; h++) prefetch(g, fptr(g, crow[r], ci(g, 16 * h)));
-    }
+    LLVMValueRef acc[16][4], cmask[4], crow[16];
+    LLVMValueRef full = ukr_block(g, acc, crow, cmask, c, ldc, mr, nr);
     /* k-pair loop: unrolled by ku, then one pair at a time */
     LLVMValueRef ks = entry_alloca(g, g->i64, NULL, 8);
     LLVMBuildStore(g->b, ci(g, 0), ks);

@@ -101,6 +101,26 @@ static inline void attrs(G *g, LLVMValueRef fn) {
         LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
                                 LLVMCreateEnumAttribute(g->ctx, LLVMGetEnumAttributeKindForName(en[i], strlen(en[i])), 0));
 }
+/* The microkernel's register block: MR x NV accumulators (entry allocas, set to 0),
+ * crow[r] = c + r ldc, cmask[h] the columns of a partial tile, and the returned flag
+ * mr == MR && nr == NR (a full tile). C's lines are only prefetched here: C is read at
+ * the end, so a cache miss on it never stalls the FMA chains. */
+static inline LLVMValueRef ukr_block(G *g, LLVMValueRef acc[16][4], LLVMValueRef *crow, LLVMValueRef *cmask,
+                                     LLVMValueRef c, LLVMValueRef ldc, LLVMValueRef mr, LLVMValueRef nr) {
+    int MR = g->s->mr, NV = g->nv;
+    for (int r = 0; r < MR; r++)
+        for (int h = 0; h < NV; h++) acc[r][h] = entry_alloca(g, g->vf, NULL, 64);
+    LLVMValueRef full = LLVMBuildAnd(g->b, LLVMBuildICmp(g->b, LLVMIntEQ, mr, ci(g, MR), ""),
+                                     LLVMBuildICmp(g->b, LLVMIntEQ, nr, ci(g, g->s->nr), ""), "");
+    for (int h = 0; h < NV; h++) cmask[h] = lane_mask(g, 16 * h, nr);
+    for (int r = 0; r < MR; r++) crow[r] = fptr(g, c, mul(g, ci(g, r), ldc));
+    for (int r = 0; r < MR; r++) {
+        for (int h = 0; h < NV; h++) LLVMBuildStore(g->b, LLVMConstNull(g->vf), acc[r][h]);
+        for (int h = 0; h < NV; h++) prefetch(g, fptr(g, crow[r], ci(g, 16 * h)));
+    }
+    return full;
+}
+
 /* rows[0..16) (16 floats each) transposed in place: 4 butterfly stages, each swapping bit b
  * of the row index with bit b of the lane index (two-source shuffles: vpermt2ps). */
 static inline void transpose16(G *g, LLVMValueRef *rows) {
